@@ -1,0 +1,239 @@
+"""Model artifacts: a folder holding ``manifest.json`` and the weights it names.
+
+The manifest is the single source of truth for architecture, scale, value range and metrics. Weights
+are an ``.npz`` of float arrays keyed ``layer/variable`` (e.g. ``conv_first/kernel``): framework-neutral,
+checked name by name and shape by shape on load, and verified against the manifest's sha256.
+Listing artifacts does not import TensorFlow (the API lists models); loading does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from .errors import ArtifactError, ModelNotFound
+
+if TYPE_CHECKING:
+    import keras
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class WeightsFile(BaseModel):
+    file: str
+    sha256: str
+    bytes: int
+
+
+class Interpolation(BaseModel):
+    """Network interpolation (ESRGAN sec. 3.4): ``weights`` is the sharp GAN end (strength 1),
+    ``psnr`` the smooth PSNR-oriented end (strength 0)."""
+
+    psnr: WeightsFile
+    default_strength: float = Field(0.8, ge=0, le=1)
+
+
+class Manifest(BaseModel):
+    format_version: int = FORMAT_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    arch: str
+    params: dict[str, Any]
+    scale: int
+    value_range: tuple[float, float] = (0.0, 1.0)
+    description: str = ""
+    default: bool = Field(False, description="Default model for its scale when settings name none")
+    license: str | None = None
+    source: str | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    weights: WeightsFile
+    interpolation: Interpolation | None = None
+    framework: dict[str, str] = Field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def num_params(self) -> int | None:
+        return self.training.get("num_params") if self.training else None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_weights(model: "keras.Model") -> dict[str, np.ndarray]:
+    """The model's variables keyed ``layer/variable`` (BatchNorm moving stats included)."""
+    out: dict[str, np.ndarray] = {}
+    for layer in model.layers:
+        for var in layer.weights:
+            out[f"{layer.name}/{var.name}"] = np.asarray(var.numpy(), dtype=np.float32)
+    return out
+
+
+def assign_weights(model: "keras.Model", weights: dict[str, np.ndarray], source: str = "weights") -> None:
+    """Set every variable of ``model`` from ``weights``; any missing, extra or misshapen entry is an error."""
+    expected = {f"{layer.name}/{v.name}": v for layer in model.layers for v in layer.weights}
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise ArtifactError(
+            f"{source} do not match the architecture: "
+            + (f"missing {len(missing)} (e.g. {missing[:3]}) " if missing else "")
+            + (f"unexpected {len(extra)} (e.g. {extra[:3]})" if extra else "")
+        )
+    for key, var in expected.items():
+        value = weights[key]
+        if tuple(value.shape) != tuple(var.shape):
+            raise ArtifactError(f"{source}: {key} has shape {value.shape}, the architecture needs {tuple(var.shape)}")
+        var.assign(value.astype(np.float32))
+
+
+def _write_weights(folder: Path, filename: str, weights: dict[str, np.ndarray]) -> WeightsFile:
+    path = folder / filename
+    np.savez(path, **weights)
+    return WeightsFile(file=filename, sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+def _frameworks() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def save_artifact(
+    folder: Path | str,
+    weights: dict[str, np.ndarray],
+    *,
+    name: str,
+    arch: str,
+    params: dict[str, Any],
+    scale: int,
+    psnr_weights: dict[str, np.ndarray] | None = None,
+    default_strength: float = 0.8,
+    **fields: Any,
+) -> Manifest:
+    """Write weights (and the PSNR end for interpolation, if given) and the manifest describing them."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(
+        name=name, arch=arch, params=params, scale=scale,
+        weights=_write_weights(folder, "weights.npz", weights),
+        interpolation=(
+            Interpolation(psnr=_write_weights(folder, "weights_psnr.npz", psnr_weights),
+                          default_strength=default_strength)
+            if psnr_weights is not None else None
+        ),
+        framework=_frameworks(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+    )
+    manifest.training.setdefault("num_params", int(sum(v.size for v in weights.values())))
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(folder: Path | str) -> Manifest:
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: no {MANIFEST} (not a model artifact)")
+    try:
+        manifest = Manifest.model_validate_json(path.read_text())
+    except (ValidationError, ValueError) as exc:
+        raise ArtifactError(f"{path}: invalid manifest: {exc}") from None
+    if manifest.name != folder.name:
+        raise ArtifactError(f"{path}: manifest names model {manifest.name!r} but its folder is {folder.name!r}")
+    if manifest.format_version > FORMAT_VERSION:
+        raise ArtifactError(f"{path}: format version {manifest.format_version} is newer than this library's")
+    return manifest
+
+
+def read_weights(folder: Path | str, entry: WeightsFile) -> dict[str, np.ndarray]:
+    path = Path(folder) / entry.file
+    if not path.is_file():
+        raise ArtifactError(f"{path}: weights file missing")
+    digest = sha256_file(path)
+    if digest != entry.sha256:
+        raise ArtifactError(f"{path}: checksum mismatch (manifest {entry.sha256[:12]}..., file {digest[:12]}...): "
+                            "the file is corrupt or was replaced")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as exc:  # a valid checksum over an unreadable file: written by something else
+        raise ArtifactError(f"{path}: unreadable weights: {exc}") from None
+
+
+def interpolate(gan: dict[str, np.ndarray], psnr: dict[str, np.ndarray], strength: float) -> dict[str, np.ndarray]:
+    """Network interpolation: strength 1 = GAN weights, 0 = PSNR weights."""
+    if set(gan) != set(psnr):
+        raise ArtifactError("the two interpolation ends have different variables")
+    return {k: strength * gan[k] + (1.0 - strength) * psnr[k] for k in gan}
+
+
+def load_keras_model(folder: Path | str, manifest: Manifest | None = None, strength: float | None = None) -> "keras.Model":
+    """Build the manifest's architecture and load its (optionally interpolated) weights."""
+    from .archs import build_generator
+
+    manifest = manifest or read_manifest(folder)
+    weights = read_weights(folder, manifest.weights)
+    if strength is not None and manifest.interpolation is not None:
+        weights = interpolate(weights, read_weights(folder, manifest.interpolation.psnr), float(strength))
+    try:
+        model = build_generator(manifest.arch, manifest.params)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{folder}: manifest architecture {manifest.arch} {manifest.params}: {exc}") from None
+    assign_weights(model, weights, source=f"{folder}/{manifest.weights.file}")
+    return model
+
+
+# --- registry -------------------------------------------------------------------------------------
+
+def list_models(models_dir: Path | str) -> list[Manifest]:
+    """Every valid artifact directly below ``models_dir``, by name. Broken ones are skipped here and
+    reported when someone asks for them by name."""
+    root = Path(models_dir)
+    found = []
+    if root.is_dir():
+        for sub in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
+            try:
+                found.append(read_manifest(sub))
+            except ArtifactError:
+                continue
+    return found
+
+
+def find_model(models_dir: Path | str, name: str | None = None, scale: int | None = None,
+               default_names: dict[int, str | None] | None = None) -> tuple[Path, Manifest]:
+    """Resolve a model by name, or the default for ``scale``: the settings' name for it, else the
+    manifest marked ``default``, else the first by name."""
+    root = Path(models_dir)
+    if name:
+        folder = root / name
+        if "/" in name or "\\" in name or name.startswith(".") or not (folder / MANIFEST).is_file():
+            known = ", ".join(m.name for m in list_models(root)) or "none"
+            raise ModelNotFound(f"unknown model {name!r} (installed: {known})")
+        manifest = read_manifest(folder)
+        if scale is not None and manifest.scale != scale:
+            raise ModelNotFound(f"model {name!r} is x{manifest.scale}, not x{scale}")
+        return folder, manifest
+    scale = scale or 4
+    configured = (default_names or {}).get(scale)
+    if configured:
+        return find_model(root, configured, scale)
+    candidates = [m for m in list_models(root) if m.scale == scale]
+    if not candidates:
+        raise ModelNotFound(f"no x{scale} model installed in {root}")
+    best = next((m for m in candidates if m.default), candidates[0])
+    return root / best.name, best

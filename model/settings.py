@@ -1,0 +1,49 @@
+"""One settings object shared by the API, the workers and the CLI.
+
+Environment names are prefixed ``ESRGAN_`` (``ESRGAN_MODELS_DIR``, ``ESRGAN_MAX_INPUT_PIXELS``...),
+plus the conventional ``REDIS_URL``. This module must stay free of TensorFlow imports: the API uses it.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "shipped"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESRGAN_", env_file=".env", extra="ignore")
+
+    # Models
+    models_dir: Path = Field(SHIPPED_MODELS_DIR, description="Folder of model artifacts (manifest.json + weights)")
+    default_model_x2: str | None = Field(None, description="Model used for scale 2 when none is named")
+    default_model_x4: str | None = Field(None, description="Model used for scale 4 when none is named")
+
+    # Inference engine
+    tile: int | None = Field(None, ge=0, description="LR tile size; 0 = one pass, unset = automatic from tile_memory_mb")
+    tile_pad: int = Field(16, ge=0, description="Overlap margin (LR pixels) around each tile so tiles join without seams")
+    tile_memory_mb: int = Field(1536, ge=64, description="Activation memory budget that sizes automatic tiles")
+
+    # Image limits (checked from the header, before any full decode)
+    max_input_pixels: int = Field(16_000_000, ge=1, description="Largest accepted input, width*height")
+    max_output_pixels: int = Field(128_000_000, ge=1, description="Largest output, width*height")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload")
+
+    # Service
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "ESRGAN_REDIS_URL"))
+    data_dir: Path = Field(Path("data"), description="Storage for job inputs and outputs (shared by API and workers)")
+    job_ttl_seconds: int = Field(24 * 3600, ge=60, description="How long job records and files are kept")
+    job_time_limit: int = Field(900, ge=1, description="Hard time limit of one job, seconds")
+    job_max_attempts: int = Field(3, ge=1, description="Deliveries before a job that kills its worker is failed")
+    max_queue_depth: int = Field(1000, ge=1, description="Queued jobs over which new uploads get 429")
+    api_keys: str | None = Field(None, description="Comma-separated API keys; unset = no authentication")
+    max_jobs_in_flight_per_key: int = Field(20, ge=1)
+    queue: str = Field("default", description="Celery queue this worker consumes / jobs go to (e.g. gpu)")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
