@@ -1,0 +1,42 @@
+"""``esrgan`` entry point. Each package registers its own subcommands; heavy imports (TensorFlow,
+uvicorn) happen inside the command that needs them, so ``esrgan --help`` is instant."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module path -> function ``register(subparsers)`` adding that package's subcommands
+COMMAND_MODULES = [
+    "model.cli",  # upscale, models, convert
+    "training.cli",  # prepare, train, eval, interpolate
+    "api.cli",  # serve
+    "worker.cli",  # worker
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esrgan", description="ESRGAN image super-resolution")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # that part is not installed/written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
