@@ -91,18 +91,29 @@ def _check_options(args) -> None:
         raise InvalidOption("--tile must be >= 0 (0 = one pass)")
 
 
-def upscale_one(job: Job, upscaler, args, settings: Settings, progress=None) -> Path:
+def _destination(job: Job, decoded, args) -> tuple[Path, str]:
+    """Where the result goes and in which format: the input's format unless --format says otherwise,
+    the file name kept (its suffix too when it already names that format, e.g. .jpeg)."""
+    if job.exact:
+        return job.target, imageio.format_of_path(job.target)
+    fmt = imageio.output_format(args.format) if args.format else imageio.default_output_format(decoded.info.format)
+    suffix = job.target.suffix.lower()
+    keep = imageio.ALIASES.get(suffix[1:], suffix[1:]) == fmt
+    return (job.target if keep else job.target.with_suffix(imageio.FORMATS[fmt][2])), fmt
+
+
+def upscale_one(job: Job, upscaler, args, settings: Settings, written: dict[Path, Path], progress=None) -> Path:
     decoded = imageio.decode(job.source.read_bytes(), max_pixels=settings.max_input_pixels)
+    target, fmt = _destination(job, decoded, args)
+    if target in written:  # e.g. a.png and a.jpg both becoming a.png
+        raise InvalidOption(f"{target} is already the output of {written[target]}")
     size = (args.width, args.height) if args.width or args.height else None
     width, height = upscaler.output_size(decoded.info.width, decoded.info.height, outscale=args.outscale, size=size)
     imageio.check_output_size(width, height, settings.max_output_pixels)
     pixels = upscaler.upscale(decoded.pixels, outscale=args.outscale, size=size, tile=args.tile, progress=progress)
-    if job.exact:
-        target, fmt = job.target, imageio.format_of_path(job.target)
-    else:
-        fmt = imageio.output_format(args.format) if args.format else imageio.default_output_format(decoded.info.format)
-        target = job.target.with_suffix(imageio.FORMATS[fmt][2])
-    return imageio.write_image(target, pixels, fmt, quality=args.quality, icc_profile=decoded.icc_profile)
+    imageio.write_image(target, pixels, fmt, quality=args.quality, icc_profile=decoded.icc_profile)
+    written[target] = job.source
+    return target
 
 
 def _tile_bar(bar: tqdm):
@@ -128,12 +139,12 @@ def cmd_upscale(args) -> int:
     from .engine import load_upscaler  # imports TensorFlow
 
     upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
-    start, written = time.perf_counter(), []
+    start, written = time.perf_counter(), {}
     single = len(jobs) == 1
     with tqdm(total=len(jobs), unit="tile" if single else "image", desc=upscaler.name, disable=None) as bar:
         for job in jobs:
             try:
-                written.append(upscale_one(job, upscaler, args, settings, _tile_bar(bar) if single else None))
+                upscale_one(job, upscaler, args, settings, written, _tile_bar(bar) if single else None)
             except (ESRGANError, OSError, ValueError) as exc:  # a bad file must not stop the batch
                 failures.append((job.source, str(exc)))
             if not single:
@@ -141,7 +152,7 @@ def cmd_upscale(args) -> int:
     seconds = time.perf_counter() - start
     for source, message in failures:
         print(f"esrgan: failed: {source}: {message}", file=sys.stderr)
-    where = written[0] if len(written) == 1 else args.output
+    where = next(iter(written)) if len(written) == 1 else args.output
     print(f"upscaled {len(written)} of {total} image(s) with {upscaler.name} (x{upscaler.scale}) in {seconds:.1f} s"
           + (f" -> {where}" if written else "") + (f"; {len(failures)} failed" if failures else ""))
     return 1 if failures else 0

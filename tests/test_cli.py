@@ -63,11 +63,15 @@ def test_single_file_to_a_named_file_and_format_choice(tmp_path, models_dir):
     out = imageio.read_image(tmp_path / "big.webp")
     assert out.info.format == "WEBP" and out.pixels.shape == (20, 24, 4)
 
-    run = esrgan("upscale", src, tmp_path / "big.webp", "-o", tmp_path / "conv", "--format", "jpg",
+    jpeg = imageio.write_image(tmp_path / "pic.jpeg", pattern(5, 6))
+    same_name = imageio.write_image(tmp_path / "in.tiff", pattern(5, 6))
+    run = esrgan("upscale", src, tmp_path / "big.webp", jpeg, same_name, "-o", tmp_path / "conv", "--format", "jpg",
                  "--width", "30", "--models-dir", models_dir)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1
+    assert f"failed: {same_name}: {tmp_path / 'conv' / 'in.jpg'} is already the output of {src}" in run.stderr
     assert imageio.read_image(tmp_path / "conv" / "in.jpg").pixels.shape == (25, 30, 3)  # alpha flattened
     assert imageio.read_image(tmp_path / "conv" / "big.jpg").pixels.shape == (25, 30, 3)
+    assert imageio.read_image(tmp_path / "conv" / "pic.jpeg").info.format == "JPEG"  # .jpeg kept
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path, models_dir):
