@@ -1,15 +1,16 @@
 """Inference engine benchmark: throughput and GFLOP/s against the raw model forward, and peak memory
 of a large tiled image.
 
-Usage: python bench/bench_engine.py [--size 64] [--repeats 3] [--mem-sides 500 2000] [--mem-tiles 128 256]
-                                    [--no-write]
+Usage: python bench/bench_engine.py [--size 64] [--repeats 3] [--skip-esrgan] [--mem-sides 500 2000]
+                                    [--mem-tiles 128 256] [--mem-shipped] [--no-write]
 - Throughput: a 23-block x4 RRDBNet (random weights, the ESRGAN size) and each shipped default model, on a
   --size x --size RGB input. "raw" is a tf.function calling the Keras model on the same float tensor;
   "engine" is Upscaler.upscale on the uint8 image (one pass, then the automatic tile). Best of
   --repeats interleaved rounds (the CPU is shared: the fastest round is the least disturbed).
-- Memory: each (side, tile) runs in a fresh subprocess (the shipped x4 default, else a small RRDBNet) that
-  reports its peak RSS during the call (psutil, sampled every 5 ms) and the RSS just before it (model
-  loaded and warm, input allocated): the difference minus the output array is what tiling has to bound.
+- Memory: each (side, tile) runs in a fresh subprocess (a small random RRDBNet; --mem-shipped for the
+  shipped x4 default) that reports its peak RSS during the call (psutil, sampled every 5 ms) and the RSS
+  just before it (model loaded and warm, input allocated): the difference minus the output array is
+  what tiling has to bound. On a GPU it also reports the device allocator's peak.
 Prints the figures, writes them into BENCHMARKS.md (section "Inference engine") and a plot under docs/.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 ESRGAN_X4 = dict(num_block=23, num_feat=64, num_grow_ch=32, scale=4)
-SMALL_X4 = dict(num_block=2, num_feat=16, num_grow_ch=8, scale=4)  # for memory when nothing is shipped
+SMALL_X4 = dict(num_block=2, num_feat=16, num_grow_ch=8, scale=4)  # memory runs: 2000x2000 in ~1.5 min
 PLOT = ROOT / "docs" / "bench_engine.png"
 
 
@@ -129,8 +130,8 @@ class PeakRSS:
         self.peak = max(self.peak, self._process.memory_info().rss)
 
 
-def memory_child(side: int, tile: int) -> dict:
-    ups = shipped_upscalers()
+def memory_child(side: int, tile: int, shipped: bool) -> dict:
+    ups = shipped_upscalers() if shipped else []
     upscaler = next((u for u in ups if u.scale == 4), None) or random_upscaler("rrdbnet-small-x4", SMALL_X4)
     upscaler.upscale(np.zeros((64, 64, 3), np.uint8), tile=32)  # trace and warm up TF's allocator
     image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
@@ -149,8 +150,8 @@ def memory_child(side: int, tile: int) -> dict:
     return row
 
 
-def memory(side: int, tile: int) -> dict:
-    run = subprocess.run([sys.executable, __file__, "--memory-child", str(side), str(tile)],
+def memory(side: int, tile: int, shipped: bool) -> dict:
+    run = subprocess.run([sys.executable, __file__, "--memory-child", str(side), str(tile), str(int(shipped))],
                          capture_output=True, text=True, check=True)
     row = json.loads(run.stdout.strip().splitlines()[-1])
     row["working_mb"] = row["peak_rss_mb"] - row["rss_before_mb"] - row["output_mb"]
@@ -242,7 +243,9 @@ def main() -> None:
     parser.add_argument("--mem-tiles", type=int, nargs="*", default=[128, 256])
     parser.add_argument("--skip-esrgan", action="store_true", help="skip the 23-block RRDBNet")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and the plot")
-    parser.add_argument("--memory-child", type=int, nargs=2, metavar=("SIDE", "TILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--mem-shipped", action="store_true",
+                        help="measure memory with the shipped x4 default (slower) instead of a small RRDBNet")
+    parser.add_argument("--memory-child", type=int, nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         print(json.dumps(memory_child(*args.memory_child)))
@@ -256,7 +259,7 @@ def main() -> None:
     mem = []
     for side in args.mem_sides:
         for tile in args.mem_tiles:
-            mem.append(memory(side, tile))
+            mem.append(memory(side, tile, args.mem_shipped))
             print(json.dumps(mem[-1]), flush=True)
     text = markdown(speed, mem, device(), args)
     print(text)

@@ -161,14 +161,19 @@ def cmd_upscale(args) -> int:
 # --- models ----------------------------------------------------------------------------------------
 
 def _metrics_text(metrics: dict) -> str:
+    """Numbers only (the full record is in --json): per data set PSNR/SSIM, else its numeric fields."""
+    def numbers(d: dict) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in d.items() if isinstance(v, (int, float)))
+
     parts = []
     for key, value in metrics.items():
-        if isinstance(value, dict):
-            parts.append(f"{key} " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                              for k, v in value.items()))
-        else:
-            parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-    return "; ".join(parts) or "-"
+        if isinstance(value, dict) and "psnr" in value:
+            parts.append(f"{key} {value['psnr']:.2f}" + (f"/{value['ssim']:.4f}" if "ssim" in value else ""))
+        elif isinstance(value, dict) and numbers(value):
+            parts.append(f"{key} {numbers(value)}")
+        elif isinstance(value, (int, float)):
+            parts.append(f"{key}={value:.4g}")
+    return ", ".join(parts) or "-"
 
 
 def _row(m: Manifest) -> dict:
@@ -191,5 +196,5 @@ def cmd_models(args) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
-    print(f"(* = default for its scale; folder {settings.models_dir})")
+    print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folder {settings.models_dir})")
     return 0

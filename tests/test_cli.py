@@ -98,7 +98,7 @@ def test_models_lists_name_scale_arch_params_metrics(tmp_path, models_dir):
     lines = run.stdout.splitlines()
     assert lines[0].split() == ["NAME", "SCALE", "ARCH", "PARAMS", "METRICS"]
     params = read_manifest(tmp_path / "scored").num_params
-    assert lines[1].split() == ["scored", "x2", "rrdbnet", f"{params:,}", "Set5", "psnr=30.12", "ssim=0.8612"]
+    assert lines[1].split() == ["scored", "x2", "rrdbnet", f"{params:,}", "Set5", "30.12/0.8612"]
 
     run = esrgan("models", "--models-dir", models_dir, "--json")
     rows = json.loads(run.stdout)
