@@ -42,7 +42,9 @@ _MAGIC = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00",
           (b"BM", "BMP"), (b"GIF8", "GIF"), (b"%PDF", "PDF"), (b"8BPS", "PSD"), (b"\x00\x00\x01\x00", "ICO")]
 
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+# What Pillow's parsers raise on malformed data (its own Image.open catches much the same)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error,
+                  zlib.error)
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,9 @@ def _open(data: bytes, max_pixels: int | None) -> tuple[Image.Image, ImageInfo]:
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        limit = max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise LimitExceeded(f"image declares over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, over the input "
-                            f"limit of {limit:,} pixels (decompression bomb?)") from None
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise LimitExceeded(f"image declares over {pillow_limit:,} pixels, over the input limit of "
+                            f"{max_pixels or pillow_limit:,} pixels (decompression bomb?)") from None
     except UnidentifiedImageError:
         kind = sniff(data)
         if kind in ACCEPTED:
@@ -125,11 +127,14 @@ def _open(data: bytes, max_pixels: int | None) -> tuple[Image.Image, ImageInfo]:
         raise ImageError(f"corrupt {sniff(data) or 'image'} header: {exc}") from None
     if img.format not in ACCEPTED:
         raise UnsupportedFormat(f"unsupported format: {img.format} (accepted: {', '.join(ACCEPTED)})")
-    info = _info(img, data)
-    if max_pixels and info.pixels > max_pixels:
-        raise LimitExceeded(f"image is {info.width}x{info.height} ({info.pixels:,} pixels), over the input "
+    width, height = img.size
+    if max_pixels and width * height > max_pixels:  # before reading anything more of the file
+        raise LimitExceeded(f"image is {width}x{height} ({width * height:,} pixels), over the input "
                             f"limit of {max_pixels:,} pixels")
-    return img, info
+    try:
+        return img, _info(img, data)
+    except _DECODE_ERRORS as exc:  # e.g. a broken frame chain found while counting frames
+        raise ImageError(f"corrupt {img.format} file: {exc}") from None
 
 
 def _bit_depth(img: Image.Image, data: bytes) -> int:

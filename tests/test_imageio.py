@@ -194,6 +194,15 @@ def test_truncated_16bit_png_gives_a_clear_error():
         imageio.decode(data[: len(data) // 2])
 
 
+def test_tiff_with_a_broken_page_chain_is_corrupt():
+    data = bytearray(imageio.encode(pattern(), "tiff"))
+    ifd = int.from_bytes(data[4:8], "little")
+    next_ifd = ifd + 2 + 12 * int.from_bytes(data[ifd:ifd + 2], "little")
+    data[next_ifd:next_ifd + 4] = (len(data) + 1000).to_bytes(4, "little")  # second page past the end
+    with pytest.raises(ImageError, match="corrupt TIFF"):
+        imageio.decode(bytes(data))
+
+
 def test_probe_reads_only_the_header():
     data = imageio.encode(pattern(64, 48), "png")
     info = imageio.probe(data[:200])  # pixels missing, header intact
