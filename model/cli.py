@@ -40,14 +40,19 @@ def register(subparsers) -> None:
     up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
                     help="output format (default: the input's; BMP becomes PNG)")
     up.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
-    up.add_argument("--models-dir", type=Path, help="folder of model artifacts (default: setting ESRGAN_MODELS_DIR)")
+    _models_dir_option(up)
     up.set_defaults(func=cmd_upscale)
 
     models = subparsers.add_parser("models", help="list installed models",
                                    description="List the models found in the models folder.")
-    models.add_argument("--models-dir", type=Path, help="folder of model artifacts (default: setting ESRGAN_MODELS_DIR)")
+    _models_dir_option(models)
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=cmd_models)
+
+
+def _models_dir_option(parser) -> None:
+    parser.add_argument("--models-dir", type=Path, help="folder of model artifacts (default: ESRGAN_MODELS_DIR, "
+                        "else the shipped models)")
 
 
 def _settings(args) -> Settings:

@@ -41,8 +41,9 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 def raw_png(width: int, height: int, color_type: int, bit_depth: int, rows: bytes | None = None) -> bytes:
     """A PNG from its raw scanlines; ``rows=None`` gives a tiny IDAT for any declared size (a bomb header)."""
     idat = zlib.compress(rows if rows is not None else b"\x00" * 64)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0))
-            + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))
 
 
 def png16_gray_alpha(pixels: np.ndarray) -> bytes:

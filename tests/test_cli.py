@@ -81,7 +81,8 @@ def test_errors_are_messages_not_tracebacks(tmp_path, models_dir):
     assert "esrgan: error: unknown model 'nope' (installed: tiny-x2, tiny-x4)" in run.stderr
     assert "Traceback" not in run.stderr
 
-    run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir, "--outscale", "2", "--width", "9")
+    run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir,
+                 "--outscale", "2", "--width", "9")
     assert run.returncode == 1 and "esrgan: error: give either --outscale or --width/--height" in run.stderr
 
     run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir,
