@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # that part is not installed/written yet
+            if exc.name in (module_name, module_name.split(".")[0]):  # that part is not installed/written yet
                 continue
             raise
         module.register(sub)
@@ -35,8 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from model.errors import ESRGANError
+
     try:
         return int(args.func(args) or 0)
+    except ESRGANError as exc:  # a user-facing error: its message, not a traceback
+        print(f"esrgan: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
