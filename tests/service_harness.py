@@ -45,6 +45,7 @@ class Proc:
 
     def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
         self.name = name
+        self.concurrency = 1
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(argv, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
@@ -86,8 +87,9 @@ class Proc:
 
 
 class ServiceStack:
-    def __init__(self, root: Path, models_dir: Path, **settings):
-        """``settings``: ESRGAN_ settings for every process, e.g. job_time_limit=10."""
+    def __init__(self, root: Path, models_dir: Path, single_thread: bool = True, **settings):
+        """``settings``: ESRGAN_ settings for every process, e.g. job_time_limit=10. ``single_thread``
+        keeps each TensorFlow process on one core (tests share a small machine)."""
         self.root = Path(root)
         self.logs = self.root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -101,8 +103,9 @@ class ServiceStack:
         self.env.update({
             "REDIS_URL": self.redis_url, "ESRGAN_MODELS_DIR": str(models_dir), "ESRGAN_DATA_DIR": str(self.data_dir),
             "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-            "OMP_NUM_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
         })
+        if single_thread:
+            self.env.update(OMP_NUM_THREADS="1", TF_NUM_INTEROP_THREADS="1", TF_NUM_INTRAOP_THREADS="1")
         self.env.update({f"ESRGAN_{k.upper()}": str(v) for k, v in settings.items()})
         self._redis: redis.Redis | None = None
 
@@ -136,14 +139,16 @@ class ServiceStack:
         argv = [sys.executable, "-m", "esrgan", "worker", "--name", f"{name}@test", "--concurrency",
                 str(concurrency), "--loglevel", "INFO"]
         proc = self.workers[name] = Proc(f"worker-{name}", argv, env, self.logs)
+        proc.concurrency = concurrency
         if wait:
             self.wait_worker(name)
         return proc
 
     def wait_worker(self, name: str, timeout: float = 120) -> None:
-        """Until the worker announces itself and its job process has loaded the models."""
+        """Until the worker announces itself and its job processes have loaded the models."""
         proc = self.workers[name]
-        wait_until(lambda: self.redis.exists(f"esrgan:worker:{name}@test") and "job process" in proc.log(),
+        wait_until(lambda: self.redis.exists(f"esrgan:worker:{name}@test")
+                   and proc.log().count("job process") >= proc.concurrency,
                    timeout, f"worker {name} did not start", proc)
 
     def kill_worker(self, name: str) -> None:
