@@ -181,6 +181,33 @@ def test_models_health_and_metrics(stack, client):
     assert count and float(count[0].split()[-1]) >= 1
 
 
+def test_job_over_its_time_limit_is_stopped_and_reported(stack):
+    gradient = Image.linear_gradient("L").resize((1000, 1000)).convert("RGB")  # compresses well: under the upload limit
+    buf = io.BytesIO()
+    gradient.save(buf, "PNG")
+    job = stack.submit(buf.getvalue(), model="tiny-x2", outscale=1, tile=32)  # ~1000 tiles: far over 12 s
+    done = stack.wait_for(job["id"], timeout=60)
+    assert done["status"] == "failed" and done["error"]["code"] == "time_limit", done
+    assert "time limit" in done["error"]["message"]
+    assert TIMING["job_time_limit"] - 1 < done["processing_seconds"] < TIMING["job_time_limit"] + 10
+    assert 0 < done["progress"]["done"] < done["progress"]["total"]
+
+
+def test_files_of_expired_jobs_are_swept(stack):
+    from model.settings import Settings
+    from worker.jobs import JobStore
+    from worker.storage import Storage
+
+    kept = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
+    expired = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
+    stack.redis.delete(f"esrgan:job:{expired['id']}")  # what the retention TTL does
+    settings = Settings(data_dir=stack.data_dir, redis_url=stack.redis_url)
+    removed = Storage(settings).sweep(JobStore(settings).exists, min_age=0)
+    assert removed >= 2
+    assert not list(stack.data_dir.glob(f"*/{expired['id']}.*"))
+    assert len(list(stack.data_dir.glob(f"*/{kept['id']}.*"))) == 2
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 def _big_png(width, height) -> bytes:

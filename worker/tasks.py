@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import redis
 from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.log import get_logger
@@ -100,9 +101,14 @@ def process(job_id: str, worker: str) -> str:
             jobs.progress(job_id, attempt, done, total)
         except (JobGone, TransitionRefused):
             lost.set()
+        except redis.RedisError as exc:  # Redis away for a moment: progress is not worth failing the job
+            log.warning("job %s: progress not recorded: %s", job_id, exc)
 
     def cancel() -> bool:
-        return lost.is_set() or jobs.cancel_requested(job_id)
+        try:
+            return lost.is_set() or jobs.cancel_requested(job_id)
+        except redis.RedisError:
+            return False
 
     try:
         from model import imageio
