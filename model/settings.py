@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "ESRGAN_REDIS_URL"))
     data_dir: Path = Field(Path("data"), description="Storage for job inputs and outputs (shared by API and workers)")
     job_ttl_seconds: int = Field(24 * 3600, ge=60, description="How long job records and files are kept")
-    job_time_limit: int = Field(900, ge=1, description="Hard time limit of one job, seconds")
+    job_time_limit: int = Field(900, ge=1, description="Time limit of one job, seconds: it is stopped and failed "
+                                "(soft limit), its process killed job_kill_grace seconds later (hard limit)")
     job_max_attempts: int = Field(3, ge=1, description="Deliveries before a job that kills its worker is failed")
     max_queue_depth: int = Field(1000, ge=1, description="Queued jobs over which new uploads get 429")
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = no authentication")
