@@ -8,7 +8,7 @@
 
     python bench/bench_service.py [--models-dir DIR --model NAME] [--clients 16 --requests 400 --jobs 24]
 
-Without --models-dir a small random-weight RRDBNet (6 blocks, 32 features) stands in for a trained model.
+Models: the shipped ones by default (else a random-weight RRDBNet of the same size, 6 blocks x 32 features).
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from model.artifacts import find_model, list_models  # noqa: E402
+from model.settings import SHIPPED_MODELS_DIR  # noqa: E402
 from tests.service_harness import ServiceStack, png_bytes  # noqa: E402
 
 
@@ -126,8 +128,8 @@ def throughput(stack: ServiceStack, model: str, jobs: int, size: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models-dir", type=Path)
-    p.add_argument("--model", default="bench-x4")
+    p.add_argument("--models-dir", type=Path, help="default: the shipped models")
+    p.add_argument("--model", help="default: the x4 default model")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--jobs", type=int, default=24)
@@ -135,13 +137,14 @@ def main() -> None:
     args = p.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench_service_"))
-    models_dir = args.models_dir
-    if models_dir is None:
+    models_dir = args.models_dir or SHIPPED_MODELS_DIR
+    if not list_models(models_dir):
         from tests.conftest import make_artifact
 
         models_dir = root / "models"
-        make_artifact(models_dir, args.model, scale=4, params=dict(num_block=6, num_feat=32, num_grow_ch=16),
+        make_artifact(models_dir, "bench-x4", scale=4, params=dict(num_block=6, num_feat=32, num_grow_ch=16),
                       default=True)
+    args.model = args.model or find_model(models_dir, None, 4)[1].name
     print(f"cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, model: {args.model}, "
           f"image {args.size}x{args.size}")
     # Workers get every core, like the in-process model measurement they are compared with.
