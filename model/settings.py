@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     broker_restore_interval: int = Field(10, ge=1, description="Seconds between sweeps that redeliver jobs of dead workers")
     redis_timeout: float = Field(3.0, gt=0, description="Redis connect/read timeout, seconds (the API answers 503 after it)")
     worker_concurrency: int = Field(1, ge=1, description="Job processes per worker")
+    worker_start_timeout: float = Field(300, gt=0, description="Seconds a new job process may take to import "
+                                        "TensorFlow and load the default models before the worker replaces it")
     worker_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker announces itself in Redis")
     cleanup_interval_seconds: int = Field(600, ge=1, description="How often expired jobs' files are removed")
     queue_retry_after: int = Field(10, ge=1, description="Retry-After seconds sent with 429 when the queue is full")

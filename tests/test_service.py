@@ -6,6 +6,8 @@ their own API process next to it (cheap: no TensorFlow in the API).
 from __future__ import annotations
 
 import io
+import os
+import signal
 import socket
 import time
 
@@ -18,7 +20,7 @@ from tests.service_harness import ServiceStack, png_bytes, wait_until
 LIMITS = dict(max_upload_bytes=400_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
 # Short limits so a job whose worker vanished comes back within seconds (visibility = hard limit + 1).
 TIMING = dict(job_time_limit=12, job_kill_grace=2, broker_visibility_timeout=1, broker_restore_interval=1,
-              worker_heartbeat_seconds=1)
+              worker_heartbeat_seconds=1, job_max_attempts=2)
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +350,24 @@ def test_redis_down_answers_503_quickly(stack):
 
 
 # --- workers dying --------------------------------------------------------------------------------
+
+def test_job_that_kills_its_process_every_time_is_failed_after_the_attempt_limit(stack):
+    """Each delivery's job process is SIGKILLed mid-job (as a poison input would do it); the worker
+    redelivers it until the attempt limit, then the job fails with a clear error and the queue moves on."""
+    job = stack.submit(png_bytes(256, 256, seed=9), tile=32)
+    for attempt in range(1, TIMING["job_max_attempts"] + 1):
+        def running_attempt():
+            record = stack.record(job["id"])
+            return record.get("attempts") == str(attempt) and int(record.get("done") or 0) > 0
+
+        wait_until(running_attempt, 120, f"attempt {attempt} did not start")
+        os.kill(int(stack.record(job["id"])["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+
+    failed = stack.wait_for(job["id"], timeout=120)
+    assert failed["status"] == "failed" and failed["error"]["code"] == "worker_lost", failed
+    assert f"died {TIMING['job_max_attempts']} times" in failed["error"]["message"]
+    assert stack.wait_for(stack.submit(png_bytes(32, 32))["id"])["status"] == "succeeded"
+
 
 def test_worker_killed_mid_job_finishes_on_another_worker(stack):
     """Runs last: it leaves the stack with whichever worker survived."""

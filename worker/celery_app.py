@@ -31,6 +31,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
+        # A job process loads TensorFlow and the models before it reports up; Celery's default (4 s)
+        # would kill it over and over once a job process had to be replaced.
+        worker_proc_alive_timeout=settings.worker_start_timeout,
         task_ignore_result=True,
         task_store_errors_even_if_ignored=False,
         task_soft_time_limit=settings.job_time_limit,
