@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 
 def register(subparsers) -> None:
@@ -53,15 +54,14 @@ def run(args: argparse.Namespace) -> int:
             get_settings.cache_clear()
             print(f"esrgan serve: embedded Redis on {embedded.url} (data in {embedded.data_dir})", flush=True)
         if args.workers != 0:
-            worker = subprocess.Popen([sys.executable, "-m", "esrgan", "worker", "--loglevel", "WARNING"],
-                                      start_new_session=True)
+            worker = SupervisedWorker()
         print(f"esrgan serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
         uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
     except KeyboardInterrupt:
         pass
     finally:
         if worker is not None:
-            _stop(worker)
+            worker.stop()
         if embedded is not None:
             embedded.stop()
     return 0
@@ -71,12 +71,41 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Warm shutdown (SIGTERM) of the worker's process group; SIGKILL if it does not end in time."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+class SupervisedWorker:
+    """`esrgan worker` as a child process, started again if it ever exits on its own."""
+
+    def __init__(self, restart_delay: float = 5.0):
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and a stop never cross
+        self._proc = self._start()
+        self._delay = restart_delay
+        threading.Thread(target=self._watch, name="esrgan-worker-watch", daemon=True).start()
+
+    @staticmethod
+    def _start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "esrgan", "worker", "--loglevel", "WARNING"],
+                                start_new_session=True)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1):
+            code = self._proc.poll()
+            if code is not None and not self._stopping.wait(self._delay):
+                with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    print(f"esrgan serve: the worker exited ({code}); starting it again", file=sys.stderr,
+                          flush=True)
+                    self._proc = self._start()
+
+    def stop(self, timeout: float = 60) -> None:
+        """Warm shutdown (SIGTERM) of the worker's process group; SIGKILL if it does not end in time."""
+        with self._lock:
+            self._stopping.set()
+            proc = self._proc
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -1,7 +1,7 @@
 """Inference engine benchmark: throughput and GFLOP/s against the raw model forward, and peak memory
 of a large tiled image.
 
-Usage: python bench/bench_engine.py [--size 64] [--repeats 3] [--skip-esrgan] [--mem-sides 500 2000]
+Usage: python bench/bench_engine.py [--size 64] [--repeats 5] [--skip-esrgan] [--mem-sides 500 2000]
                                     [--mem-tiles 128 256] [--mem-shipped] [--no-write]
 - Throughput: a 23-block x4 RRDBNet (random weights, the ESRGAN size) and each shipped default model, on a
   --size x --size RGB input. "raw" is a tf.function calling the Keras model on the same float tensor;
@@ -102,6 +102,7 @@ def throughput(upscaler, size: int, repeats: int) -> dict:
     for label, seconds in times.items():
         row[label] = {"s": seconds, "mp_s": out_mp / seconds, "gflop_s": flops / seconds / 1e9}
     row["overhead_pct"] = 100 * (row["engine"]["s"] / row["raw"]["s"] - 1)
+    row["auto_overhead_pct"] = 100 * (row["engine_auto"]["s"] / row["raw"]["s"] - 1)
     return row
 
 
@@ -172,17 +173,22 @@ def device() -> str:
 def markdown(speed: list[dict], mem: list[dict], where: str, args) -> str:
     lines = ["## Inference engine", "",
              f"`{' '.join(['python bench/bench_engine.py', *sys.argv[1:]])}` on {where}; "
-             f"best of {args.repeats} interleaved rounds after a warm-up. Output megapixels per second and conv GFLOP/s "
-             "(2 x multiply-adds of every Conv2D at its resolution). *raw* = tf.function of the Keras model on "
+             f"best of {args.repeats} interleaved rounds after a warm-up. Output megapixels per second and conv "
+             "GFLOP/s (2 x multiply-adds of every Conv2D at its resolution). *raw* = tf.function of the Keras model on "
              "the same float tensor; *engine* = `Upscaler.upscale` on the uint8 image with `tile=0` (one "
              "pass), *engine auto* = with its automatic tile.", "",
              "| model | input | GFLOP | raw MP/s | raw GFLOP/s | engine MP/s | engine GFLOP/s | engine vs raw "
-             "| engine auto MP/s (tile) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| engine auto MP/s (tile) | engine auto vs raw |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in speed:
         lines.append(f"| {r['model']} | {r['input']} | {r['gflop']:.1f} | {r['raw']['mp_s']:.3f} | "
                      f"{r['raw']['gflop_s']:.1f} | {r['engine']['mp_s']:.3f} | {r['engine']['gflop_s']:.1f} | "
-                     f"{r['overhead_pct']:+.1f}% | {r['engine_auto']['mp_s']:.3f} ({r['auto_tile']}) |")
+                     f"{r['overhead_pct']:+.1f}% | {r['engine_auto']['mp_s']:.3f} ({r['auto_tile']}) | "
+                     f"{r['auto_overhead_pct']:+.1f}% |")
+    one_tile = [r["model"] for r in speed if r["auto_tile"] >= int(r["input"].split("x")[0])]
+    if one_tile:
+        lines += ["", f"For {', '.join(one_tile)} the automatic tile covers the whole input, so *engine* and "
+                  "*engine auto* do the same work: their difference shows the run-to-run noise of this machine."]
     lines += ["", f"Peak memory of one x4 upscale with tiling ({mem[0]['model'] if mem else '-'}), each in a fresh "
               "process: *before* = RSS with the model loaded and warm and the input allocated; *working* = "
               "peak - before - the output array, i.e. what the tiles cost.", "",
@@ -193,6 +199,10 @@ def markdown(speed: list[dict], mem: list[dict], where: str, args) -> str:
         gpu = f"{r['gpu_peak_mb']:.0f}" if "gpu_peak_mb" in r else "-"
         lines.append(f"| {r['side']}x{r['side']} | {r['tile']} | {r['seconds']:.1f} | {r['rss_before_mb']:.0f} | "
                      f"{r['peak_rss_mb']:.0f} | {r['output_mb']:.0f} | {r['working_mb']:.0f} | {gpu} |")
+    lines.append("")
+    for tile in sorted({r["tile"] for r in mem}):  # the same per tile whatever the image: bounded by the tile
+        parts = ", ".join(f"{r['working_mb']:.0f} MB at {r['side']}x{r['side']}" for r in mem if r["tile"] == tile)
+        lines.append(f"- tile {tile}: working memory {parts}")
     lines += ["", f"![engine benchmark]({PLOT.relative_to(ROOT).as_posix()})", ""]
     return "\n".join(lines)
 
@@ -202,8 +212,10 @@ def write_section(text: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     old = path.read_text() if path.exists() else "# Benchmarks\n\n"
     pattern = re.compile(r"## Inference engine\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
+    if pattern.search(old):
+        path.write_text(pattern.sub(lambda _: text.rstrip("\n") + "\n", old))
+    else:
+        path.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
 def plot(speed: list[dict], mem: list[dict]) -> None:
@@ -215,20 +227,22 @@ def plot(speed: list[dict], mem: list[dict]) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     labels = ["raw", "engine", "engine_auto"]
     for i, r in enumerate(speed):
-        a.bar([i + k * 0.27 for k in range(3)], [r[lab]["mp_s"] for lab in labels], width=0.25,
-              color=["#888", "#1f77b4", "#6baed6"], label=labels if i == 0 else None)
+        a.bar([i + k * 0.27 for k in range(3)], [r[lab]["gflop_s"] for lab in labels], width=0.25,
+              color=["#888", "#1f77b4", "#6baed6"], label=["raw forward", "engine, one pass", "engine, auto tile"]
+              if i == 0 else None)
     a.set_xticks([i + 0.27 for i in range(len(speed))], [f"{r['model']}\n{r['input']}" for r in speed])
-    a.set_ylabel("output MP/s")
-    a.set_title("Throughput: engine vs raw forward")
-    a.legend()
+    a.set_ylabel("conv GFLOP/s")
+    a.set_title("Engine vs raw forward")
+    a.set_ylim(top=1.3 * max(r[lab]["gflop_s"] for r in speed for lab in labels))
+    a.legend(loc="upper center", ncols=3, fontsize=8)
     for side in sorted({r["side"] for r in mem}):
         rows = [r for r in mem if r["side"] == side]
-        b.plot([r["tile"] for r in rows], [r["peak_rss_mb"] for r in rows], "o-", label=f"{side}x{side} peak RSS")
-        b.plot([r["tile"] for r in rows], [r["rss_before_mb"] + r["output_mb"] for r in rows], "x--",
-               label=f"{side}x{side} before + output array")
+        b.plot([r["tile"] for r in rows], [r["working_mb"] for r in rows], "o-",
+               label=f"{side}x{side} input (output array {rows[0]['output_mb']:.0f} MB, not counted)")
     b.set_xlabel("tile (input pixels)")
-    b.set_ylabel("MB")
-    b.set_title("Peak memory, x4 with tiling")
+    b.set_ylabel("peak RSS - before - output array (MB)")
+    b.set_title("Working memory of a tiled x4 upscale")
+    b.set_ylim(bottom=0)
     b.legend(fontsize=8)
     fig.tight_layout()
     PLOT.parent.mkdir(exist_ok=True)
@@ -238,7 +252,7 @@ def plot(speed: list[dict], mem: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=64, help="throughput input side (default 64)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mem-sides", type=int, nargs="*", default=[500, 2000])
     parser.add_argument("--mem-tiles", type=int, nargs="*", default=[128, 256])
     parser.add_argument("--skip-esrgan", action="store_true", help="skip the 23-block RRDBNet")
@@ -251,6 +265,7 @@ def main() -> None:
         print(json.dumps(memory_child(*args.memory_child)))
         return
 
+    load_start = os.getloadavg()[0]
     upscalers = ([] if args.skip_esrgan else [random_upscaler("rrdbnet-23b-x4", ESRGAN_X4)]) + shipped_upscalers()
     speed = []
     for up in upscalers:
@@ -261,7 +276,8 @@ def main() -> None:
         for tile in args.mem_tiles:
             mem.append(memory(side, tile, args.mem_shipped))
             print(json.dumps(mem[-1]), flush=True)
-    text = markdown(speed, mem, device(), args)
+    where = f"{device()}, 1-min load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    text = markdown(speed, mem, where, args)
     print(text)
     if not args.no_write:
         write_section(text)

@@ -20,6 +20,24 @@ def clean_env() -> dict:
     return env
 
 
+def cmdline(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # exited meanwhile (or a zombie until its parent reaps it)
+        return ""
+
+
+def run_job(base: str) -> dict:
+    r = httpx.post(f"{base}/v1/jobs", files={"image": ("cat.png", png_bytes(40, 30))}, data={"scale": "2"})
+    assert r.status_code == 202, r.text
+    job_url = base + r.headers["location"]
+    wait_until(lambda: httpx.get(job_url).json()["status"] in ("succeeded", "failed", "canceled"), 180,
+               "the job did not finish")
+    job = httpx.get(job_url).json()
+    assert job["status"] == "succeeded", job
+    return job
+
+
 def test_serve_starts_embedded_redis_and_serves_a_job(tmp_path, models_dir):
     port, data = free_port(), tmp_path / "data"
     log = open(tmp_path / "serve.log", "wb")
@@ -37,25 +55,27 @@ def test_serve_starts_embedded_redis_and_serves_a_job(tmp_path, models_dir):
 
         wait_until(ready, 180, "esrgan serve did not become ready")
         children = psutil.Process(proc.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
+        names = " ".join(cmdline(c) for c in children)
         assert "redis-server" in names and "worker" in names
 
-        r = httpx.post(f"{base}/v1/jobs", files={"image": ("cat.png", png_bytes(40, 30))}, data={"scale": "2"})
-        assert r.status_code == 202, r.text
-        job_url = base + r.headers["location"]
-        wait_until(lambda: httpx.get(job_url).json()["status"] in ("succeeded", "failed", "canceled"), 120,
-                   "the job did not finish")
-        job = httpx.get(job_url).json()
-        assert job["status"] == "succeeded", job
-        result = httpx.get(f"{job_url}/result")
+        job = run_job(base)
+        result = httpx.get(f"{base}/v1/jobs/{job['id']}/result")
         assert result.status_code == 200 and 'filename="cat_x2.png"' in result.headers["content-disposition"]
         assert (data / "generated" / f"{job['id']}.png").read_bytes() == result.content
         assert (data / "redis").is_dir()  # the embedded Redis keeps its data under the data folder
 
+        # A worker that dies is started again, and serves the next job.
+        worker = next(c for c in children if "worker" in cmdline(c))
+        os.killpg(worker.pid, signal.SIGKILL)
+        wait_until(lambda: any("worker" in cmdline(c) and c.pid != worker.pid
+                               for c in psutil.Process(proc.pid).children()), 30, "the worker was not restarted")
+        assert run_job(base)["status"] == "succeeded"
+        children = psutil.Process(proc.pid).children(recursive=True)
+
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(90) == 0
         gone, alive = psutil.wait_procs(children, timeout=30)
-        assert not alive, f"left running: {[' '.join(p.cmdline()) for p in alive]}"
+        assert not alive, f"left running: {[cmdline(p) for p in alive]}"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -72,3 +92,12 @@ def test_bad_arguments_exit_with_a_message(argv, message):
     r = subprocess.run([sys.executable, "-m", "esrgan", *argv], env=clean_env(), cwd=REPO, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode != 0 and message in r.stderr
+
+
+def test_the_api_does_not_import_tensorflow():
+    code = ("import sys; from api.app import create_app; from api import cli; create_app(); "
+            "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], env=clean_env(), cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
