@@ -1,0 +1,169 @@
+"""Image decoders fuzzed with hypothesis: corrupted and crafted files of every accepted kind are each
+processed or refused with ImageError / UnsupportedFormat / LimitExceeded, never another exception, a
+hang (hypothesis deadline) or unbounded memory (decompression bombs refused from the header)."""
+from __future__ import annotations
+
+import io
+import resource
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+from api import probe as api_probe
+from model import imageio
+from model.errors import ImageError, LimitExceeded
+
+MAX_PIXELS = 4_000_000
+REFUSALS = (ImageError, LimitExceeded)  # UnsupportedFormat is an ImageError
+FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+def _save(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _noise(w: int, h: int, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(w * 7 + h)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16))
+    return Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA").convert(mode)
+
+
+def _animated(fmt: str) -> bytes:
+    frames = [_noise(16, 16).convert("RGB"), Image.new("RGB", (16, 16), "red")]
+    return _save(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+
+
+# Valid seeds of every kind the decoders meet; the fuzzer corrupts them.
+SEEDS = {
+    "png-rgb": _save(_noise(24, 16), "PNG"),
+    "png-rgba": _save(_noise(16, 16, "RGBA"), "PNG"),
+    "png-palette": _save(_noise(16, 16).convert("P"), "PNG"),
+    "png-16bit-gray": _save(_noise(16, 16, "I;16"), "PNG"),
+    "png-1x1": _save(Image.new("RGB", (1, 1), "blue"), "PNG"),
+    "png-extreme-aspect": _save(Image.new("L", (4000, 1)), "PNG"),
+    "jpeg": _save(_noise(32, 24), "JPEG", quality=80),
+    "jpeg-cmyk": _save(_noise(16, 16).convert("CMYK"), "JPEG"),
+    "jpeg-gray-tall": _save(Image.new("L", (1, 2000)), "JPEG"),
+    "webp": _save(_noise(16, 16), "WEBP"),
+    "webp-alpha": _save(_noise(16, 16, "RGBA"), "WEBP", lossless=True),
+    "webp-animated": _animated("WEBP"),
+    "tiff": _save(_noise(16, 16), "TIFF"),
+    "tiff-cmyk": _save(_noise(16, 16).convert("CMYK"), "TIFF"),
+    "tiff-16bit": _save(_noise(16, 16, "I;16"), "TIFF"),
+    "tiff-deflate": _save(_noise(16, 16), "TIFF", compression="tiff_adobe_deflate"),
+    "bmp": _save(_noise(16, 16), "BMP"),
+    "gif-animated": _animated("GIF"),
+}
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A well-formed PNG header declaring any size, with a few bytes of pixel data (a bomb's shape)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    data = bytearray(SEEDS["jpeg"])
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height & 0xFFFF, width & 0xFFFF)  # JPEG sizes are 16-bit
+    return bytes(data)
+
+
+def bmp_declaring(width: int, height: int) -> bytes:
+    data = bytearray(SEEDS["bmp"])
+    data[18:26] = struct.pack("<ii", width, height)
+    return bytes(data)
+
+
+def exercise(data: bytes) -> None:
+    """Probe and decode; only a result or one of our refusals may come out."""
+    for check in (api_probe.probe, imageio.probe):
+        try:
+            check(data, max_pixels=MAX_PIXELS)
+        except REFUSALS:
+            pass
+    try:
+        decoded = imageio.decode(data, max_pixels=MAX_PIXELS)
+    except REFUSALS:
+        return
+    pixels = decoded.pixels
+    assert pixels.dtype in (np.uint8, np.uint16) and pixels.ndim in (2, 3)
+    assert pixels.shape[0] * pixels.shape[1] <= MAX_PIXELS
+
+
+@pytest.mark.parametrize("kind", sorted(SEEDS))
+def test_valid_seeds_decode_or_are_refused_cleanly(kind):
+    data = SEEDS[kind]
+    if kind.startswith("gif"):
+        with pytest.raises(ImageError, match="unsupported format"):
+            imageio.decode(data)
+        return
+    decoded = imageio.decode(data, max_pixels=MAX_PIXELS)
+    assert decoded.pixels.shape[:2] == Image.open(io.BytesIO(data)).size[::-1]
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(SEEDS)), cut=st.floats(0, 1))
+def test_truncated_files(kind, cut):
+    data = SEEDS[kind]
+    exercise(data[:int(len(data) * cut)])
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(SEEDS)), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)),
+                                                           min_size=1, max_size=8))
+def test_corrupted_bytes(kind, flips):
+    data = bytearray(SEEDS[kind])
+    for where, value in flips:
+        data[min(int(where * len(data)), len(data) - 1)] = value
+    exercise(bytes(data))
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(SEEDS)), magic=st.binary(min_size=1, max_size=12))
+def test_wrong_magic_numbers(kind, magic):
+    exercise(magic + SEEDS[kind][len(magic):])
+
+
+@FUZZ
+@given(data=st.binary(max_size=512))
+def test_arbitrary_bytes(data):
+    exercise(data)
+
+
+@settings(max_examples=60, deadline=2000, derandomize=True)
+@given(maker=st.sampled_from([png_declaring, jpeg_declaring, bmp_declaring]),
+       width=st.integers(0, 2**31 - 1), height=st.integers(0, 2**31 - 1))
+def test_crafted_dimensions(maker, width, height):
+    exercise(maker(width, height))
+
+
+@pytest.mark.parametrize("maker", [png_declaring, jpeg_declaring, bmp_declaring])
+def test_decompression_bombs_are_refused_from_the_header(maker):
+    """A 65535x65535 declaration (4.3 Gpixels, ~13 GB decoded) is refused without the memory."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for check in (imageio.probe, imageio.decode, api_probe.probe):
+        with pytest.raises(LimitExceeded):
+            check(maker(65535, 65535), max_pixels=MAX_PIXELS)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100
+
+
+def test_zero_size_and_empty():
+    with pytest.raises(ImageError, match="empty"):
+        imageio.decode(b"")
+    for maker in (png_declaring, bmp_declaring):
+        with pytest.raises(ImageError):
+            imageio.decode(maker(0, 0))
