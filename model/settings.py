@@ -48,6 +48,8 @@ class Settings(BaseSettings):
         None, ge=1, description="Seconds before an unacknowledged job is redelivered; unset = hard time limit + 60")
     broker_restore_interval: int = Field(10, ge=1, description="Seconds between sweeps that redeliver jobs of dead workers")
     redis_timeout: float = Field(3.0, gt=0, description="Redis connect/read timeout, seconds (the API answers 503 after it)")
+    worker_redis_wait: float = Field(120, ge=0, description="Seconds a worker keeps retrying Redis (restarting) "
+                                     "to record a job's progress and outcome")
     worker_concurrency: int = Field(1, ge=1, description="Job processes per worker")
     worker_start_timeout: float = Field(300, gt=0, description="Seconds a new job process may take to import "
                                         "TensorFlow and load the default models before the worker replaces it")

@@ -135,9 +135,11 @@ class ServiceStack:
             self.embedded_redis.stop(kill=kill)
             self.embedded_redis = None
 
-    def start_worker(self, name: str, concurrency: int = 1, wait: bool = True, **settings) -> Proc:
+    def start_worker(self, name: str, concurrency: int = 1, wait: bool = True, prefix: tuple[str, ...] = (),
+                     **settings) -> Proc:
+        """``prefix``: a command the worker runs under, e.g. ``("prlimit", "--fsize=1000000")``."""
         env = {**self.env, **{f"ESRGAN_{k.upper()}": str(v) for k, v in settings.items()}}
-        argv = [sys.executable, "-m", "esrgan", "worker", "--name", f"{name}@test", "--concurrency",
+        argv = [*prefix, sys.executable, "-m", "esrgan", "worker", "--name", f"{name}@test", "--concurrency",
                 str(concurrency), "--loglevel", "INFO"]
         proc = self.workers[name] = Proc(f"worker-{name}", argv, env, self.logs)
         proc.concurrency = concurrency

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
 
 from model.settings import Settings
 
@@ -88,10 +90,14 @@ def owner_of(api_key: str | None) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16] if api_key else ""
 
 
-def connect(settings: Settings) -> redis.Redis:
+def connect(settings: Settings, wait: float = 0) -> redis.Redis:
+    """``wait``: seconds to keep retrying while Redis is away (workers, so a job's outcome survives a
+    Redis restart); 0 retries once at once (a pooled connection that went stale reconnects), then fails:
+    the API answers 503 instead of hanging."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), max(1, int(wait))) if wait else Retry(NoBackoff(), 1)
     return redis.Redis.from_url(
         redis_url(settings), decode_responses=True, socket_connect_timeout=settings.redis_timeout,
-        socket_timeout=settings.redis_timeout, health_check_interval=30, retry_on_timeout=False)
+        socket_timeout=settings.redis_timeout, health_check_interval=30, retry=retry)
 
 
 def redis_url(settings: Settings) -> str:
@@ -139,9 +145,9 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, settings: Settings, client: redis.Redis | None = None):
+    def __init__(self, settings: Settings, client: redis.Redis | None = None, wait: float = 0):
         self.settings = settings
-        self.r = client or connect(settings)
+        self.r = client or connect(settings, wait)
         self._transition = self.r.register_script(_TRANSITION)
         self._begin = self.r.register_script(_BEGIN)
 

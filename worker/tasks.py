@@ -29,8 +29,8 @@ _state: dict = {}  # per process: the store (Redis connection) and storage, made
 
 
 def store() -> JobStore:
-    if "store" not in _state:
-        _state["store"] = JobStore(settings)
+    if "store" not in _state:  # waits out a Redis restart rather than losing a job's outcome
+        _state["store"] = JobStore(settings, wait=settings.worker_redis_wait)
     return _state["store"]
 
 
