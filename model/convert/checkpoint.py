@@ -7,6 +7,9 @@ removed, so the result is one flat ``name -> float32 array`` dict in the checkpo
 """
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,17 +68,16 @@ def _read_torch(path: Path):
     except ImportError:
         raise CheckpointError(f"{path}: reading PyTorch checkpoints needs PyTorch: "
                               "pip install 'esrgan-service[torch]'") from None
-    import pickle
-
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols mean nothing to the user
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
-            # The restricted unpickler met a global (a class or function): exactly what we must not run.
-            detail = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln), "")
-            raise CheckpointError(f"{path}: refused: the file holds pickled objects other than tensors, which "
-                                  f"could run code when loaded ({detail or 'non-tensor object'})") from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({exc})") from None
+        # The restricted unpickler met a global (a class or function): exactly what must never run.
+        if found := re.search(r"GLOBAL ([\w.]+)", str(exc)):
+            raise CheckpointError(f"{path}: refused: the file holds pickled objects other than tensors "
+                                  f"({found[1]}), which could run code when loaded") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (malformed pickle data)") from None
     except Exception as exc:  # torch raises KeyError, RuntimeError, EOFError... for non-checkpoints
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
