@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model.artifacts import load_keras_model, read_manifest
-from model.convert import convert_checkpoint, detect, read_tensors, to_keras
+from model.convert import CheckpointError, convert_checkpoint, detect, read_tensors, to_keras
 from tests.torch_reference import ESRGAN_NAMES, OldESRGAN, RRDBNet, SRVGGNetCompact
 
 torch.set_num_threads(1)
@@ -141,3 +141,38 @@ def test_full_size_x4_maps_every_tensor():
     assert len(weights) == len(state) == 23 * 3 * 5 * 2 + 6 * 2
     assert sum(w.size for w in weights.values()) == 16_697_987
     assert weights["body_22_rdb3_conv5/kernel"].shape == (3, 3, 64 + 4 * 32, 64)
+
+
+def test_interpolation_pair_and_engine_tiles_match_pytorch(tmp_path):
+    """A GAN/PSNR pair becomes one artifact with a strength; through the engine (uint8, tiled) each
+    strength matches PyTorch run with the same blend of the two state dicts."""
+    from model.engine import Upscaler
+
+    torch.manual_seed(5)
+    gan, smooth = SRVGGNetCompact(4, nf=8, nc=2).eval(), SRVGGNetCompact(4, nf=8, nc=2).eval()
+    torch.save({"params": gan.state_dict()}, tmp_path / "gan.pth")
+    torch.save({"params": smooth.state_dict()}, tmp_path / "smooth.pth")
+    manifest = convert_checkpoint(tmp_path / "gan.pth", tmp_path / "m", "pair", psnr=tmp_path / "smooth.pth",
+                                  default_strength=0.5)
+    assert manifest.interpolation.default_strength == 0.5
+    assert manifest.training["interpolation_end"]["file"] == "smooth.pth"
+
+    image = np.random.default_rng(2).integers(0, 256, (40, 24, 3), dtype=np.uint8)
+    for strength in (1.0, 0.0, 0.3):
+        blend = SRVGGNetCompact(4, nf=8, nc=2).eval()
+        blend.load_state_dict({k: strength * v + (1 - strength) * smooth.state_dict()[k]
+                               for k, v in gan.state_dict().items()})
+        expected = torch_output(blend, image[None].astype(np.float32) / 255)[0]
+        expected = np.rint(np.clip(expected, 0, 1) * 255)
+        up = Upscaler.from_artifact(tmp_path / "m" / "pair", strength=strength, tile=16)  # several tiles
+        got = up.upscale(image)
+        assert got.shape == (160, 96, 3) and got.dtype == np.uint8
+        assert np.abs(got.astype(int) - expected).max() <= 1, strength
+
+
+def test_interpolation_end_must_be_the_same_network(tmp_path):
+    torch.save(SRVGGNetCompact(4, nf=8, nc=2).state_dict(), tmp_path / "a.pth")
+    torch.save(SRVGGNetCompact(4, nf=8, nc=3).state_dict(), tmp_path / "b.pth")
+    with pytest.raises(CheckpointError, match="b.pth: holds .*3 convs.*same network.*2 convs"):
+        convert_checkpoint(tmp_path / "a.pth", tmp_path, "x", psnr=tmp_path / "b.pth")
+    assert not (tmp_path / "x").exists()

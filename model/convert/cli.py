@@ -15,6 +15,10 @@ def register(subparsers) -> None:
     p.add_argument("--name", required=True, help="name of the new model (its folder in the models dir)")
     p.add_argument("--models-dir", type=Path, help="where to write it (default: settings' models_dir)")
     p.add_argument("--scale", type=int, help="expected scale; refuse the file if it holds another")
+    p.add_argument("--psnr", type=Path, metavar="CHECKPOINT",
+                   help="same network's smooth end for network interpolation (strength 0), e.g. RRDB_PSNR_x4.pth "
+                        "or realesr-general-wdn-x4v3.pth; upscale then takes --strength")
+    p.add_argument("--strength", type=float, default=0.8, help="default interpolation strength (with --psnr)")
     p.add_argument("--description", help="manifest description (default: known file's, else its name)")
     p.add_argument("--license", help="manifest licence (default: known file's, else none)")
     p.add_argument("--default", action="store_true", help="mark it the default model for its scale")
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = convert_checkpoint(args.checkpoint, models_dir, args.name, scale=args.scale,
                                       description=args.description, license=args.license,
-                                      default=args.default, overwrite=args.force)
+                                      default=args.default, overwrite=args.force, psnr=args.psnr,
+                                      default_strength=args.strength)
     except ESRGANError as exc:
         print(f"esrgan convert: {exc}", file=sys.stderr)
         return 1
