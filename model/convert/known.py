@@ -23,6 +23,9 @@ _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 KNOWN = {
     "RRDB_ESRGAN_x4": Known(ESRGAN, "ESRGAN x4 (Wang et al. 2018), the paper's GAN model", _ESRGAN_MODELS),
     "RRDB_PSNR_x4": Known(ESRGAN, "ESRGAN x4 PSNR-oriented model (smooth, high PSNR)", _ESRGAN_MODELS),
+    # The same two models as first released, before the repository's 2019 refactor (model.N naming).
+    "RRDB_ESRGAN_x4_old_arch": Known(ESRGAN, "ESRGAN x4 (Wang et al. 2018), the paper's GAN model", _ESRGAN_MODELS),
+    "RRDB_PSNR_x4_old_arch": Known(ESRGAN, "ESRGAN x4 PSNR-oriented model (smooth, high PSNR)", _ESRGAN_MODELS),
     "RealESRGAN_x4plus": Known(REAL_ESRGAN, "Real-ESRGAN x4plus: real-world photos",
                                f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth"),
     "RealESRNet_x4plus": Known(REAL_ESRGAN, "Real-ESRNet x4plus: real-world photos, PSNR-oriented (no GAN)",
@@ -33,6 +36,8 @@ KNOWN = {
                                f"{_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth"),
     "realesr-general-x4v3": Known(REAL_ESRGAN, "Real-ESRGAN general x4 v3: small and fast (SRVGGNetCompact)",
                                   f"{_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth"),
+    "realesr-general-wdn-x4v3": Known(REAL_ESRGAN, "Real-ESRGAN general x4 v3 without denoising (SRVGGNetCompact)",
+                                      f"{_RELEASES}/v0.2.5.0/realesr-general-wdn-x4v3.pth"),
     "realesr-animevideov3": Known(REAL_ESRGAN, "Real-ESRGAN anime video v3: very small and fast (SRVGGNetCompact)",
                                   f"{_RELEASES}/v0.2.5.0/realesr-animevideov3.pth"),
 }
