@@ -38,6 +38,8 @@ CASES = {
                        dict(scale=4, num_block=2, num_feat=16, num_grow_ch=8)),
     "basicsr-x2-unshuffle": (lambda: RRDBNet(2, nf=12, gc=6), params_wrapper, "rrdbnet",
                              dict(scale=2, num_block=2, num_feat=12, num_grow_ch=6, pixel_unshuffle=True)),
+    "basicsr-x2-one-stage": (lambda: RRDBNet(2, nb=1, nf=8, gc=4, unshuffle=False), params_wrapper, "rrdbnet",
+                             dict(scale=2, num_block=1, num_feat=8, num_grow_ch=4)),
     "basicsr-anime-6b": (lambda: RRDBNet(4, nb=6, nf=8, gc=4), params_wrapper, "rrdbnet",
                          dict(scale=4, num_block=6, num_feat=8, num_grow_ch=4)),
     "srvgg-x4": (lambda: SRVGGNetCompact(4, nf=16, nc=3), params_wrapper, "srvgg", dict(scale=4, num_feat=16, num_conv=3)),

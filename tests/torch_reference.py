@@ -55,17 +55,20 @@ class RRDB(nn.Module):
 
 
 class RRDBNet(nn.Module):
-    """x4, or x2 with a pixel-unshuffled input (Real-ESRGAN): two x2 upsampling stages either way."""
+    """x4, or x2/x1 with a pixel-unshuffled input (Real-ESRGAN): two x2 upsampling stages either way.
+    ``unshuffle=False`` at x2 gives one upsampling stage instead (training/torch_psnr.py's x2)."""
 
-    def __init__(self, scale: int = 4, nb: int = 2, nf: int = 16, gc: int = 8, names: dict = BASICSR_NAMES):
+    def __init__(self, scale: int = 4, nb: int = 2, nf: int = 16, gc: int = 8, names: dict = BASICSR_NAMES,
+                 unshuffle: bool = True):
         super().__init__()
-        self.unshuffle = {4: 1, 2: 2, 1: 4}[scale]
+        self.unshuffle = {4: 1, 2: 2, 1: 4}[scale] if unshuffle else 1
+        self.stages = 2 if unshuffle else scale // 2
         self.names = names
         self.conv_first = conv(3 * self.unshuffle**2, nf)
         setattr(self, names["body"], nn.Sequential(*[RRDB(nf, gc, names["rdb"]) for _ in range(nb)]))
         setattr(self, names["conv_body"], conv(nf, nf))
-        setattr(self, f"{names['up']}1", conv(nf, nf))
-        setattr(self, f"{names['up']}2", conv(nf, nf))
+        for s in range(1, self.stages + 1):
+            setattr(self, f"{names['up']}{s}", conv(nf, nf))
         setattr(self, names["conv_hr"], conv(nf, nf))
         self.conv_last = conv(nf, 3)
 
@@ -75,7 +78,7 @@ class RRDBNet(nn.Module):
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
         feat = feat + getattr(self, n["conv_body"])(getattr(self, n["body"])(feat))
-        for s in (1, 2):
+        for s in range(1, self.stages + 1):
             feat = F.leaky_relu(getattr(self, f"{n['up']}{s}")(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
         return self.conv_last(F.leaky_relu(getattr(self, n["conv_hr"])(feat), 0.2))
 
