@@ -9,6 +9,7 @@ import sys
 # module path -> function ``register(subparsers)`` adding that package's subcommands
 COMMAND_MODULES = [
     "model.cli",  # upscale, models, convert
+    "model.convert.cli",  # convert
     "training.cli",  # prepare, train, eval, interpolate
     "api.cli",  # serve
     "worker.cli",  # worker
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # that part is not installed/written yet
+            if exc.name in (module_name, module_name.split(".")[0]):  # that part is not installed/written yet
                 continue
             raise
         module.register(sub)
