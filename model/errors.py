@@ -33,3 +33,9 @@ class ModelNotFound(ArtifactError):
 
 class Canceled(ESRGANError):
     code = "canceled"
+
+
+class InvalidOption(ESRGANError):
+    """An option that does not apply (e.g. a strength for a model without interpolation)."""
+
+    code = "invalid_option"

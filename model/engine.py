@@ -1,0 +1,203 @@
+"""The inference engine: any image size, seam-free tiling with bounded memory, alpha, grayscale, 16 bit.
+
+One ``Upscaler`` wraps one loaded generator. All per-call state lives in locals, so one instance serves
+many threads at once (Real-ESRGAN keeps per-call images on ``self``; that mixes outputs between threads).
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from .artifacts import Manifest, find_model, load_keras_model, read_manifest
+from .errors import Canceled, ESRGANError, InvalidOption
+from .settings import Settings, get_settings
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool] | threading.Event
+
+MIN_TILE = 32
+
+
+class Upscaler:
+    def __init__(self, model, manifest: Manifest, *, tile: int | None = None, tile_pad: int = 16,
+                 tile_memory_mb: int = 1536):
+        self.model = model
+        self.manifest = manifest
+        self.name = manifest.name
+        self.scale = manifest.scale
+        self.tile = tile
+        # Tiles of pixel-unshuffle models must start on even pixels to keep the space-to-depth grid.
+        self.multiple = 2 if manifest.params.get("pixel_unshuffle") else 1
+        self.tile_pad = _round_up(tile_pad, self.multiple)
+        self.tile_memory_mb = tile_memory_mb
+        lo, hi = manifest.value_range
+
+        # One trace for every tile size: spatial dimensions are dynamic.
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def forward(x):
+            y = model(x * (hi - lo) + lo, training=False)
+            return tf.clip_by_value((tf.cast(y, tf.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+        self._forward = forward
+
+    @classmethod
+    def from_artifact(cls, folder: Path | str, *, strength: float | None = None, **kwargs) -> "Upscaler":
+        manifest = read_manifest(folder)
+        return cls(load_keras_model(folder, manifest, strength=strength), manifest, **kwargs)
+
+    # --- sizes ------------------------------------------------------------------------------------
+
+    def auto_tile(self) -> int:
+        """Largest LR tile whose activations fit ``tile_memory_mb``: the widest tensors are the dense-block
+        concatenations at LR size and the upsampled features at HR size."""
+        p = self.manifest.params
+        feat = p.get("num_feat", 64)
+        dense = feat + 4 * p.get("num_grow_ch", 0)
+        lr_factor = 4 if p.get("pixel_unshuffle") else 1  # unshuffled bodies run at half size
+        bytes_per_px = 4 * max(6 * dense / lr_factor, 3 * feat * self.scale**2)
+        side = int(math.sqrt(self.tile_memory_mb * 2**20 / bytes_per_px))
+        return max(MIN_TILE, side // 8 * 8)
+
+    def output_size(self, width: int, height: int, *, outscale: float | None = None,
+                    size: tuple[int | None, int | None] | None = None) -> tuple[int, int]:
+        if size and (size[0] or size[1]):
+            w, h = size
+            if (w is not None and w < 1) or (h is not None and h < 1):
+                raise InvalidOption("target width and height must be positive")
+            # One side given: keep the aspect ratio.
+            w = w or max(1, round(width * h / height))
+            h = h or max(1, round(height * w / width))
+            return int(w), int(h)
+        if outscale is not None:
+            if not 0 < outscale <= 16:
+                raise InvalidOption(f"outscale must be in (0, 16], got {outscale}")
+            return max(1, round(width * outscale)), max(1, round(height * outscale))
+        return width * self.scale, height * self.scale
+
+    # --- the call ---------------------------------------------------------------------------------
+
+    def upscale(self, image: np.ndarray, *, outscale: float | None = None,
+                size: tuple[int | None, int | None] | None = None, tile: int | None = None,
+                progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
+        """Upscale HxW, HxWx1..4 uint8/uint16/float image; the result has the same layout and dtype."""
+        image = np.asarray(image)
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+            raise InvalidOption(f"expected an HxW or HxWxC (C<=4) image, got shape {image.shape}")
+        if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+            raise InvalidOption(f"unsupported pixel type {image.dtype}")
+        if min(image.shape[:2]) < 1:
+            raise InvalidOption("empty image")
+        h, w = image.shape[:2]
+        target = self.output_size(w, h, outscale=outscale, size=size)
+
+        planes = image if image.ndim == 3 else image[:, :, None]
+        gray = planes.shape[2] in (1, 2)
+        colour, alpha = (planes[:, :, :1], planes[:, :, 1:2]) if gray else (planes[:, :, :3], planes[:, :, 3:])
+        if gray:
+            colour = np.repeat(colour, 3, axis=2)
+        out = self._network(colour, tile if tile is not None else self.tile, progress, cancel, gray)
+        native = (w * self.scale, h * self.scale)
+        if alpha.shape[2]:
+            # Alpha is not a photo: a plain high-quality resize keeps edges clean and costs nothing.
+            up = cv2.resize(alpha[:, :, 0], native, interpolation=cv2.INTER_CUBIC)
+            out = np.dstack([out if out.ndim == 3 else out[:, :, None], _clip_like(up, image.dtype)])
+        if target != native:
+            shrink = target[0] * target[1] < native[0] * native[1]
+            out = cv2.resize(out, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+            out = _clip_like(out, image.dtype)
+        if image.ndim == 3 and out.ndim == 2:
+            out = out[:, :, None]
+        return out
+
+    def _network(self, rgb: np.ndarray, tile: int | None, progress: Progress | None,
+                 cancel: Cancel | None, gray: bool) -> np.ndarray:
+        """Run the generator over ``rgb`` in tiles, writing each tile's centre straight into the output
+        (in the input's dtype, so the only image-sized buffers are the input and the output)."""
+        dtype = rgb.dtype
+        peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
+        h, w = rgb.shape[:2]
+        m, s = self.multiple, self.scale
+        ph, pw = _round_up(h, m) - h, _round_up(w, m) - w
+        if ph or pw:  # pixel-unshuffle needs even sizes; mirror-pad and crop afterwards
+            rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+        H, W = rgb.shape[:2]
+        out = np.empty((H * s, W * s) if gray else (H * s, W * s, 3), dtype=np.float32 if peak == 1.0 else dtype)
+
+        tile = self.auto_tile() if tile is None else int(tile)
+        if tile < 0:
+            raise InvalidOption("tile must be >= 0 (0 = one pass)")
+        tile = max(H, W) if tile == 0 else max(MIN_TILE, _round_up(tile, m))
+        boxes = [(y, min(y + tile, H), x, min(x + tile, W)) for y in range(0, H, tile) for x in range(0, W, tile)]
+
+        def store(y0, y1, x0, x1, sr):
+            sr = sr.mean(axis=2) if gray else sr
+            out[y0 * s:y1 * s, x0 * s:x1 * s] = sr if peak == 1.0 else np.rint(sr * peak)
+
+        for done, box in enumerate(boxes):
+            if cancel is not None and (cancel.is_set() if isinstance(cancel, threading.Event) else cancel()):
+                raise Canceled("canceled")
+            self._region(rgb, box, peak, store)
+            if progress:
+                progress(done + 1, len(boxes))
+        return out[: h * s, : w * s]
+
+    def _region(self, rgb, box, peak, store):
+        """Upscale one tile with ``tile_pad`` context on each side; on out-of-memory, split it in four."""
+        y0, y1, x0, x1 = box
+        pad, s, H, W = self.tile_pad, self.scale, rgb.shape[0], rgb.shape[1]
+        py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, H), max(x0 - pad, 0), min(x1 + pad, W)
+        lr = rgb[py0:py1, px0:px1].astype(np.float32) / peak
+        try:
+            sr = self._forward(tf.constant(lr[None])).numpy()[0]
+        except tf.errors.ResourceExhaustedError:
+            if min(y1 - y0, x1 - x0) < 2 * MIN_TILE:
+                raise ESRGANError("out of memory even on the smallest tile") from None
+            ym, xm = _round_up((y0 + y1) // 2, self.multiple), _round_up((x0 + x1) // 2, self.multiple)
+            for sub in ((y0, ym, x0, xm), (y0, ym, xm, x1), (ym, y1, x0, xm), (ym, y1, xm, x1)):
+                self._region(rgb, sub, peak, store)
+            return
+        store(y0, y1, x0, x1, sr[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s])
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def _clip_like(arr: np.ndarray, dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        return np.clip(arr, 0, np.iinfo(dtype).max).astype(dtype)
+    return np.clip(arr, 0.0, 1.0).astype(np.float32)
+
+
+# --- per-process cache of loaded models ----------------------------------------------------------
+
+_cache: dict[tuple, Upscaler] = {}
+_cache_lock = threading.Lock()
+
+
+def load_upscaler(name: str | None = None, *, scale: int | None = None, strength: float | None = None,
+                  settings: Settings | None = None) -> Upscaler:
+    """The named model, or the default for ``scale``; loaded once per process and reused."""
+    settings = settings or get_settings()
+    folder, manifest = find_model(settings.models_dir, name, scale,
+                                  {2: settings.default_model_x2, 4: settings.default_model_x4})
+    if strength is not None:
+        if manifest.interpolation is None:
+            raise InvalidOption(f"model {manifest.name!r} has no strength setting (no interpolation ends)")
+        if not 0.0 <= strength <= 1.0:
+            raise InvalidOption(f"strength must be between 0 and 1, got {strength}")
+    elif manifest.interpolation is not None:
+        strength = manifest.interpolation.default_strength
+    key = (str(folder.resolve()), manifest.weights.sha256, None if strength is None else round(strength, 2),
+           settings.tile, settings.tile_pad, settings.tile_memory_mb)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = Upscaler.from_artifact(folder, strength=key[2], tile=settings.tile,
+                                                 tile_pad=settings.tile_pad, tile_memory_mb=settings.tile_memory_mb)
+        return _cache[key]

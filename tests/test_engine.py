@@ -1,0 +1,163 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model.engine import Upscaler, load_upscaler
+from model.errors import Canceled, InvalidOption, ModelNotFound
+from model.settings import Settings
+from tests.conftest import make_artifact
+
+
+@pytest.fixture(scope="module")
+def x4(models_dir):
+    return Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from skimage import data
+
+    return data.astronaut()[100:196:, 150:270]  # 96x120 RGB uint8, real image content
+
+
+def test_native_scale_shape_and_dtype(x4, photo):
+    out = x4.upscale(photo, tile=0)
+    assert out.shape == (96 * 4, 120 * 4, 3) and out.dtype == np.uint8
+
+
+def test_tiled_equals_untiled_within_one_level(x4, photo):
+    whole = x4.upscale(photo, tile=0).astype(int)
+    seen = []
+    tiled = x4.upscale(photo, tile=40, progress=lambda d, t: seen.append((d, t))).astype(int)
+    assert seen[-1] == (9, 9) and [d for d, _ in seen] == list(range(1, 10))  # 3x3 tiles of 40 (96 and 120 px)
+    assert np.abs(whole - tiled).max() <= 1
+
+
+def test_pixel_unshuffle_x2_odd_sizes_tiled(tmp_path, photo):
+    make_artifact(tmp_path, "un-x2", scale=2, params={"pixel_unshuffle": True})
+    up = Upscaler.from_artifact(tmp_path / "un-x2", tile_pad=16)
+    img = photo[:95, :77]  # odd sizes: padded to even for the space-to-depth input
+    whole = up.upscale(img, tile=0).astype(int)
+    assert whole.shape == (190, 154, 3)
+    assert np.abs(whole - up.upscale(img, tile=34).astype(int)).max() <= 1
+
+
+def test_no_retracing_across_sizes(x4):
+    for h, w in [(10, 12), (17, 9), (33, 40)]:
+        x4.upscale(np.zeros((h, w, 3), np.uint8), tile=0)
+    assert len(x4._forward._list_all_concrete_functions_for_serialization()) == 1
+
+
+def test_gray_alpha_and_16bit_layouts(x4):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 255, (20, 24), dtype=np.uint8)
+    assert x4.upscale(gray).shape == (80, 96)
+    gray1 = gray[:, :, None]
+    assert x4.upscale(gray1).shape == (80, 96, 1)
+    rgba = rng.integers(0, 255, (20, 24, 4), dtype=np.uint8)
+    rgba[:, :12, 3] = 0
+    rgba[:, 12:, 3] = 255
+    out = x4.upscale(rgba)
+    assert out.shape == (80, 96, 4)
+    assert (out[:, :40, 3] == 0).all() and (out[:, 56:, 3] == 255).all()  # alpha kept away from the edge
+    np.testing.assert_array_equal(out[..., :3], x4.upscale(rgba[..., :3]))  # colour ignores alpha
+    deep = (rng.random((20, 24, 3)) * 65535).astype(np.uint16)
+    out16 = x4.upscale(deep)
+    assert out16.dtype == np.uint16 and out16.shape == (80, 96, 3)
+    # 16-bit output really uses the fine levels, not an 8-bit image times 257
+    assert (out16 % 257 != 0).mean() > 0.5
+    out8 = x4.upscale((deep // 257).astype(np.uint8)).astype(int)
+    assert np.abs(out16.astype(int) // 257 - out8).max() <= 2
+
+
+def test_outscale_and_exact_size(x4, photo):
+    assert x4.upscale(photo, outscale=2.5).shape == (240, 300, 3)
+    assert x4.upscale(photo, size=(333, 111)).shape == (111, 333, 3)
+    assert x4.upscale(photo, size=(240, None)).shape == (192, 240, 3)
+    assert x4.output_size(10, 20, outscale=0.5) == (5, 10)
+    with pytest.raises(InvalidOption):
+        x4.upscale(photo, outscale=0)
+    with pytest.raises(InvalidOption):
+        x4.upscale(photo, size=(-3, 4))
+
+
+def test_bad_inputs(x4):
+    with pytest.raises(InvalidOption):
+        x4.upscale(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(InvalidOption):
+        x4.upscale(np.zeros((4, 4, 3), np.int64))
+    with pytest.raises(InvalidOption):
+        x4.upscale(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(InvalidOption):
+        x4.upscale(np.zeros((4, 4, 3), np.uint8), tile=-1)
+
+
+def test_cancel_between_tiles(x4, photo):
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        if done == 2:
+            stop.set()
+
+    stop = threading.Event()
+    with pytest.raises(Canceled):
+        x4.upscale(photo, tile=32, progress=progress, cancel=stop)
+    assert calls == [1, 2]
+    with pytest.raises(Canceled):
+        x4.upscale(photo, tile=32, cancel=lambda: True)
+
+
+def test_out_of_memory_on_a_tile_retries_smaller(x4, photo):
+    # Fault injection: the device refuses any tile input over 80x80 pixels, as a GPU out of memory would.
+    real = x4._forward
+    shapes = []
+
+    def forward(x):
+        shapes.append(tuple(x.shape[1:3]))
+        if x.shape[1] * x.shape[2] > 80 * 80:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real(x)
+
+    try:
+        x4._forward = forward
+        out = x4.upscale(photo, tile=0).astype(int)
+    finally:
+        x4._forward = real
+    assert len(shapes) > 1 and max(a * b for a, b in shapes[1:]) <= 80 * 80
+    assert np.abs(out - x4.upscale(photo, tile=0).astype(int)).max() <= 1
+
+
+def test_thread_safe_many_images_at_once(x4):
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 255, (16 + i, 20 + 2 * i, 3), dtype=np.uint8) for i in range(6)]
+    expected = [x4.upscale(im, tile=0) for im in imgs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda im: x4.upscale(im, tile=12), imgs))
+    for e, g in zip(expected, got):
+        assert e.shape == g.shape and np.abs(e.astype(int) - g.astype(int)).max() <= 1
+
+
+def test_srresnet_value_range(tmp_path, photo):
+    make_artifact(tmp_path, "srres", scale=2, arch="srresnet", params={"num_block": 2, "num_feat": 8})
+    out = Upscaler.from_artifact(tmp_path / "srres").upscale(photo[:16, :16])
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_auto_tile_follows_memory_budget(models_dir):
+    small = Upscaler.from_artifact(models_dir / "tiny-x4", tile_memory_mb=64).auto_tile()
+    big = Upscaler.from_artifact(models_dir / "tiny-x4", tile_memory_mb=1024).auto_tile()
+    assert 32 <= small < big
+
+
+def test_load_upscaler_caches_and_resolves(models_dir):
+    settings = Settings(models_dir=models_dir)
+    a = load_upscaler(scale=2, settings=settings)
+    assert a.name == "tiny-x2" and load_upscaler("tiny-x2", settings=settings) is a
+    with pytest.raises(InvalidOption, match="no strength"):
+        load_upscaler("tiny-x4", strength=0.5, settings=settings)
+    with pytest.raises(ModelNotFound):
+        load_upscaler("missing", settings=settings)

@@ -1,0 +1,1 @@
+"""Training: data degradation, losses, metrics and the training loop."""
