@@ -215,8 +215,8 @@
     <div class="actions">
       <a class="btn btn-primary" data-ref="download" hidden download>Download</a>
       <button type="button" class="btn" data-ref="cancel" hidden>Cancel job</button>
-      <a class="btn btn-ghost" data-ref="permalink" hidden>Open result page</a>
-      <button type="button" class="btn btn-ghost btn-danger" data-ref="delete" hidden>Delete job</button>
+      <a class="btn" data-ref="permalink" hidden>Open result page</a>
+      <button type="button" class="btn btn-danger" data-ref="delete" hidden>Delete job</button>
     </div>`;
 
   class JobView {
@@ -300,7 +300,7 @@
         ["Waited", formatSeconds(job.queue_seconds)],
         ["Processing", formatSeconds(job.processing_seconds)],
       ].filter(([, value]) => value);
-      ref.meta.replaceChildren(...rows.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]));
+      ref.meta.replaceChildren(...rows.map(([name, value]) => el("div", {}, el("dt", { text: name }), el("dd", { text: value }))));
 
       // Progress: indeterminate while queued; tiles done while running.
       ref["progress-row"].hidden = done;
@@ -341,8 +341,6 @@
       ref.after.width = job.output.width;
       ref.after.height = job.output.height;
       ref.download.href = job.output.url;
-      const base = ((job.input && job.input.name) || job.id).replace(/\.[^.]+$/, "");
-      ref.download.setAttribute("download", `${base}_x${job.options && job.options.scale || ""}.${job.output.format || "png"}`.replace("_x.", "."));
       ref.download.textContent = `Download ${(job.output.format || "").toUpperCase()} (${formatBytes(job.output.bytes)})`;
     }
 
