@@ -422,11 +422,13 @@
       $("#file-info").textContent = formatBytes(file.size);
       const thumb = $("#file-thumb");
       if (thumb.src) URL.revokeObjectURL(thumb.src);
-      thumb.src = URL.createObjectURL(file);
+      thumb.classList.remove("is-missing");
       thumb.onload = () => {
         $("#file-info").textContent = `${thumb.naturalWidth} × ${thumb.naturalHeight} · ${formatBytes(file.size)}`;
       };
-      thumb.onerror = () => { thumb.removeAttribute("src"); }; // e.g. TIFF: the browser cannot show it, the server can read it
+      // e.g. TIFF: the browser cannot show it, the server can still read it
+      thumb.onerror = () => thumb.classList.add("is-missing");
+      thumb.src = URL.createObjectURL(file);
     }
     fileInput.addEventListener("change", showFile);
     $("#file-clear").addEventListener("click", () => { fileInput.value = ""; showFile(); fileInput.click(); });
