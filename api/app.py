@@ -16,6 +16,7 @@ from worker.storage import Storage
 
 from . import errors, health, jobs, models, pages
 from .deps import Context
+from .limits import BodyLimit
 from .metrics import HTTPMetrics, JobCollector
 
 log = logging.getLogger("esrgan.api")
@@ -47,17 +48,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         sweeper.cancel()
 
-    app = FastAPI(title="ESRGAN service", version="0.1.0", lifespan=lifespan, max_body_size=SMALL_BODY,
+    app = FastAPI(title="ESRGAN service", version="0.1.0", lifespan=lifespan,
                   description="Upload an image, follow the enhancement job, download the result.")
     app.state.ctx = ctx
     app.state.registry = registry = CollectorRegistry()
     registry.register(JobCollector(ctx))
     errors.install(app)
-    upload_limit = settings.max_upload_bytes + MULTIPART_OVERHEAD
-    app.include_router(jobs.router, max_body_size=upload_limit)
-    app.include_router(models.router)
-    app.include_router(health.router)
-    app.include_router(pages.router, max_body_size=upload_limit)
+    for router in (jobs.router, models.router, health.router, pages.router):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+                       other_limit=SMALL_BODY)
     app.add_middleware(HTTPMetrics, registry=registry)
     return app

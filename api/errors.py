@@ -43,8 +43,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 413:
-            message = "upload too large: the request body is over the limit"
         return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message,
                               getattr(exc, "headers", None))
 

@@ -79,12 +79,12 @@ def submit(ctx: Context, who: str, upload: UploadFile, req: Requested, idempoten
             return job
     try:
         try:
-            ctx.storage.write(UPLOADS, job_id, info.format, data)
+            ctx.storage.write(UPLOADS, job_id, info.format.lower(), data)
         except OSError as exc:
             raise APIError(503, "storage_unavailable", f"cannot store the upload: {exc.strerror or exc}") from None
         job = store.create(job_id, owner=who, model=manifest.name, options=options, input={
             "name": display_name(upload.filename), "width": info.width, "height": info.height,
-            "format": info.format, "bytes": len(data)})
+            "format": info.format.lower(), "bytes": len(data)})
         enqueue(ctx.celery, job_id, settings.queue)
     except Exception:
         _undo(ctx, who, job_id, idempotency_key)

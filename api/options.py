@@ -11,7 +11,7 @@ from .errors import APIError
 from .probe import ImageInfo
 
 OUTPUT_FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tiff": "tiff", "tif": "tiff"}
-INPUT_TO_OUTPUT = {"png": "png", "jpeg": "jpg", "webp": "webp", "tiff": "tiff", "bmp": "png"}
+INPUT_TO_OUTPUT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "TIFF": "tiff", "BMP": "png"}
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Identify an upload from its bytes: format sniffed from the content and dimensions read from the
-header, without decoding the pixels (so a decompression bomb is refused before it costs memory).
+"""Identify an upload from its bytes: format sniffed from the content, dimensions read from the header,
+without decoding the pixels (a decompression bomb is refused before it costs memory).
 
-Stand-in for ``model.imageio.probe`` (same name and meaning) until that module is available to the API.
+Stand-in with the same name and meaning as ``model.imageio.probe`` until that module is in main; then
+this file becomes ``from model.imageio import probe``.
 """
 from __future__ import annotations
 
@@ -13,35 +14,33 @@ from PIL import Image, UnidentifiedImageError
 
 from model.errors import ImageError, LimitExceeded, UnsupportedFormat
 
-FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "TIFF": "tiff", "BMP": "bmp"}
+ACCEPTED = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    format: str  # png, jpeg, webp, tiff, bmp
+    format: str  # one of ACCEPTED
     width: int
     height: int
 
 
-def probe(data: bytes, max_pixels: int | None = None) -> ImageInfo:
+def probe(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
     if not data:
-        raise ImageError("the file is empty")
+        raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=None) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 fmt, (width, height) = im.format, im.size
     except Image.DecompressionBombError:
-        raise LimitExceeded("the image's declared dimensions are too large") from None
+        raise LimitExceeded("the image declares too many pixels (decompression bomb?)") from None
     except UnidentifiedImageError:
-        raise UnsupportedFormat("not an image, or not a supported format (PNG, JPEG, WebP, TIFF, BMP)") from None
+        raise UnsupportedFormat(f"unsupported format: not an image, or not one of {', '.join(ACCEPTED)}") from None
     except Exception as exc:  # truncated or corrupt header
-        raise ImageError(f"unreadable image: {exc}") from None
-    if fmt not in FORMATS:
-        raise UnsupportedFormat(f"{fmt} images are not supported (PNG, JPEG, WebP, TIFF, BMP)")
-    if width < 1 or height < 1:
-        raise ImageError(f"the image has no pixels ({width}x{height})")
-    if max_pixels is not None and width * height > max_pixels:
-        raise LimitExceeded(f"the image is {width}x{height} = {width * height:,} pixels; "
-                            f"the limit is {max_pixels:,}")
-    return ImageInfo(FORMATS[fmt], width, height)
+        raise ImageError(f"corrupt image header: {exc}") from None
+    if fmt not in ACCEPTED:
+        raise UnsupportedFormat(f"unsupported format: {fmt} (accepted: {', '.join(ACCEPTED)})")
+    if max_pixels and width * height > max_pixels:
+        raise LimitExceeded(f"image is {width}x{height} ({width * height:,} pixels), over the input limit of "
+                            f"{max_pixels:,} pixels")
+    return ImageInfo(fmt, width, height)

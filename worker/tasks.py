@@ -5,15 +5,15 @@ each process keeps the models it has loaded for every later job.
 """
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
 import time
-from functools import lru_cache
 
+import redis
 from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.utils.log import get_logger
 
 from model.errors import Canceled, ESRGANError
 from model.settings import get_settings
@@ -22,7 +22,7 @@ from .celery_app import TASK_NAME, make_celery
 from .jobs import FAILED, RUNNING, SUCCEEDED, CANCELED, JobGone, JobStore, TransitionRefused
 from .storage import GENERATED, UPLOADS, Storage
 
-log = logging.getLogger("esrgan.worker")
+log = get_logger("esrgan.worker")
 settings = get_settings()
 app = make_celery(settings)
 _state: dict = {}  # per process: the store (Redis connection) and storage, made after fork
@@ -38,9 +38,8 @@ def storage() -> Storage:
     return _state.setdefault("storage", Storage(settings))
 
 
-@lru_cache(maxsize=8)
 def upscaler(name: str, strength: float | None):
-    """Load a model once per process and keep it (a few distinct strengths of it, at most)."""
+    """The engine keeps each loaded model for the life of the process."""
     from model.engine import load_upscaler
 
     return load_upscaler(name, strength=strength, settings=settings)
@@ -52,12 +51,15 @@ def _after_fork(**_):
     _state.clear()
     from model.artifacts import list_models
 
+    loaded = []
     for manifest in list_models(settings.models_dir):
         if manifest.default:
             try:
                 upscaler(manifest.name, None)
+                loaded.append(manifest.name)
             except ESRGANError as exc:  # a broken artifact fails its jobs, not the worker
                 log.error("cannot preload model %s: %s", manifest.name, exc)
+    log.warning("job process %d ready (preloaded: %s)", os.getpid(), ", ".join(loaded) or "none")
 
 
 class JobTask(Task):
@@ -99,23 +101,29 @@ def process(job_id: str, worker: str) -> str:
             jobs.progress(job_id, attempt, done, total)
         except (JobGone, TransitionRefused):
             lost.set()
+        except redis.RedisError as exc:  # Redis away for a moment: progress is not worth failing the job
+            log.warning("job %s: progress not recorded: %s", job_id, exc)
 
     def cancel() -> bool:
-        return lost.is_set() or jobs.cancel_requested(job_id)
+        try:
+            return lost.is_set() or jobs.cancel_requested(job_id)
+        except redis.RedisError:
+            return False
 
     try:
         from model import imageio
 
         opts = job.options
         data = files.path(UPLOADS, job_id, job.input["format"]).read_bytes()
-        image = imageio.decode(data, max_pixels=settings.max_input_pixels)
+        decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
         size = (opts["width"], opts["height"]) if opts.get("width") else None
         result = upscaler(job.model, opts.get("strength")).upscale(
-            image, outscale=opts.get("outscale"), size=size, tile=opts.get("tile"), progress=progress,
+            decoded.pixels, outscale=opts.get("outscale"), size=size, tile=opts.get("tile"), progress=progress,
             cancel=cancel)
-        encoded = imageio.encode(result, opts["format"], quality=opts.get("quality"))
+        encoded = imageio.encode(result, opts["format"], quality=opts.get("quality") or 95,
+                                 icc_profile=decoded.icc_profile)
         out_path = files.write(GENERATED, job_id, opts["format"], encoded)
-        height, width = _dims(result)
+        height, width = result.shape[:2]
         output = {"width": width, "height": height, "format": opts["format"], "bytes": len(encoded)}
         try:
             jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started)
@@ -142,12 +150,6 @@ def process(job_id: str, worker: str) -> str:
         log.exception("job %s failed", job_id)
         _fail(job_id, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
     return FAILED
-
-
-def _dims(image) -> tuple[int, int]:
-    """(height, width) of what the engine returned (an array, or an object holding one)."""
-    shape = getattr(image, "shape", None) or getattr(getattr(image, "pixels", None), "shape", None)
-    return int(shape[0]), int(shape[1])
 
 
 # --- heartbeat: lets /readyz know a worker is alive -----------------------------------------------
