@@ -142,6 +142,8 @@ def test_upload_progress_comparison_and_download(page, stack, tmp_path, shots):
     seen = page.evaluate("window.__seen")
     assert seen["upload"] and seen["upload"][-1] == 100, seen  # upload progress reached 100 %
     assert seen["status"][0] in ("queued", "running") and seen["status"][-1] == "succeeded", seen
+    # Screen readers are told the outcome once, through the job's status region.
+    assert page.locator("#job [role=status]").text_content() == "Done: the enhanced image is ready to download."
     job_id = page.get_attribute("#job", "data-job-id")
     job = stack.job(job_id)
     assert job["model"] == "tiny-x2" and job["options"]["tile"] == 16

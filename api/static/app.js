@@ -13,6 +13,11 @@
     expired: "Expired",
   };
 
+  const ANNOUNCE = {
+    queued: "Job queued.", running: "Enhancing the image.", succeeded: "Done: the enhanced image is ready to download.",
+    failed: "The job failed.", canceled: "The job was canceled.",
+  };
+
   const $ = (selector, root = document) => root.querySelector(selector);
 
   // --- API ------------------------------------------------------------------------------------------
@@ -197,6 +202,7 @@
       <span class="progress-label" data-ref="progress-label" id="job-progress-label">Waiting in queue…</span>
       <progress max="1" data-ref="progress" aria-labelledby="job-progress-label"></progress>
     </div>
+    <p class="visually-hidden" role="status" data-ref="announce"></p>
     <div class="alert alert-error" role="alert" data-ref="error" hidden></div>
     <div class="alert alert-info" data-ref="notice" hidden></div>
     <figure class="compare" data-ref="compare" hidden>
@@ -283,10 +289,14 @@
     }
 
     render(job) {
-      this.job = job;
-      recent.upsert(job);
       const { ref } = this;
       const done = TERMINAL.has(job.status);
+      // Screen readers hear status changes only, not every poll.
+      if (!this.job || this.job.id !== job.id || this.job.status !== job.status) {
+        ref.announce.textContent = ANNOUNCE[job.status] || "";
+      }
+      this.job = job;
+      recent.upsert(job);
       this.section.dataset.status = job.status;
       this.section.dataset.jobId = job.id;
       ref.status.className = `badge badge-${job.status}`;
