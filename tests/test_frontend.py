@@ -51,8 +51,26 @@ def photo(path: Path, width: int, height: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, models_dir):
-    with ServiceStack(tmp_path_factory.mktemp("web"), models_dir) as stack:
+def web_models(tmp_path_factory, models_dir) -> Path:
+    """The tiny x2/x4 models plus an interpolated one (a strength between its PSNR and GAN ends)."""
+    import keras
+
+    from model.archs import build_generator
+    from model.artifacts import model_weights
+    from tests.conftest import TINY_RRDB, make_artifact
+
+    root = tmp_path_factory.mktemp("web-models")
+    for artifact in models_dir.iterdir():
+        shutil.copytree(artifact, root / artifact.name)
+    keras.utils.set_random_seed(7)
+    psnr_end = model_weights(build_generator("rrdbnet", {**TINY_RRDB, "scale": 4}))
+    make_artifact(root, "tiny-x4-gan", scale=4, seed=3, psnr_weights=psnr_end, default_strength=0.6)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, web_models):
+    with ServiceStack(tmp_path_factory.mktemp("web"), web_models) as stack:
         stack.start_redis()
         stack.start_worker("web")
         stack.start_api()
@@ -124,7 +142,7 @@ def test_upload_progress_comparison_and_download(page, stack, tmp_path, shots):
     # The model list comes from /v1/models: the select is enabled and lists the installed models.
     page.wait_for_function("!document.querySelector('#model').disabled")
     options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
-    assert set(options) == {"", "tiny-x2", "tiny-x4"}
+    assert set(options) == {"", "tiny-x2", "tiny-x4", "tiny-x4-gan"}
 
     choose_file(page, src)
     assert page.inner_text("#file-name") == "cat.png"
@@ -209,28 +227,43 @@ def test_bad_file_shows_the_api_message(page, stack, shots):
     assert page.locator("#form-error").inner_text() == "Choose an image first."
 
 
-def test_recent_jobs_persist_across_reload_and_open_the_result_page(page, stack, tmp_path, shots):
+def test_strength_slider_recent_jobs_across_reload_and_the_result_page(page, stack, tmp_path, shots):
     src = photo(tmp_path / "kitten.png", 40, 30)
     page.goto("/")
     page.wait_for_function("!document.querySelector('#model').disabled")
     choose_file(page, src)
+    # The strength slider exists only for a model that has one, starting at the model's default.
+    strength = page.get_by_label(re.compile("^Strength"))
+    assert strength.is_hidden() and strength.is_disabled()
+    page.get_by_label("Model", exact=True).select_option("tiny-x4-gan")
+    assert strength.is_visible() and strength.input_value() == "0.6"
+    strength.focus()
+    page.keyboard.press("Home")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")  # 5 steps of 0.05
+    assert page.inner_text("#strength-value") == "0.25"
+    shots(page, "4-strength")
     page.get_by_role("button", name="Enhance").click()
-    assert wait_status(page, "succeeded", "failed") == "succeeded"
+    assert wait_status(page, "succeeded", "failed") == "succeeded", page.inner_text("#job")
     job_id = page.get_attribute("#job", "data-job-id")
+    job = stack.job(job_id)
+    assert job["model"] == "tiny-x4-gan" and job["options"]["strength"] == 0.25
+    page.get_by_label("Scale", exact=True).select_option("2")  # tiny-x2: no strength
+    assert page.get_by_label("Model", exact=True).input_value() == "" and strength.is_hidden()
 
     page.reload()
     item = page.locator(f"#recent li[data-job-id='{job_id}']")
     item.wait_for()
     assert "kitten.png" in item.inner_text() and "Done" in item.inner_text()
     assert page.is_hidden("#recent-empty")
-    shots(page, "4-recent")
+    shots(page, "5-recent")
 
     item.get_by_role("link", name="kitten.png").click()
     page.wait_for_url(f"**/result/{job_id}")
     assert wait_status(page, "succeeded") == "succeeded"
-    assert image_loaded(page, ".compare-after") == (160, 120)  # the default x4 model
+    assert image_loaded(page, ".compare-after") == (160, 120)
     assert image_loaded(page, ".compare-before") == (40, 30)
-    shots(page, "5-result-page", full_page=True)
+    shots(page, "6-result-page", full_page=True)
 
     # Delete from the result page: the files go, and so does the list entry.
     page.get_by_role("button", name="Delete job").click()
@@ -259,7 +292,7 @@ def test_cancel_a_running_job(page, stack, tmp_path, shots):
     page.wait_for_function("(document.querySelector('#job [data-ref=progress]') || {}).value > 0",
                            timeout=JOB_TIMEOUT_MS)
     assert re.fullmatch(r"Enhancing… \d+ of \d+ tiles", page.locator("#job [data-ref=progress-label]").inner_text())
-    shots(page, "6-running")
+    shots(page, "7-running")
     cancel = page.get_by_role("button", name="Cancel job")
     cancel.click()
     assert wait_status(page, "canceled", "succeeded", "failed") == "canceled"
