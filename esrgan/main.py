@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # that part is not installed/written yet
+            if exc.name in (module_name, module_name.split(".")[0]):  # that part is not installed/written yet
                 continue
             raise
         module.register(sub)
