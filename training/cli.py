@@ -90,8 +90,6 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from .train import train
-
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume", "data_pos")}
     if args.data_pos:
         given["data"] = args.data_pos
@@ -101,7 +99,11 @@ def _train(args) -> int:
         if not config.is_file():
             raise FileNotFoundError(f"{config}: no run to resume (give the run's --out)")
         saved = json.loads(config.read_text())
-    folder = train(TrainConfig(**{**saved, **given}), resume=args.resume)
+    cfg = TrainConfig(**{**saved, **given})  # checks the options before TensorFlow loads
+
+    from .train import train
+
+    folder = train(cfg, resume=args.resume)
     print(f"exported {folder}")
     return 0
 
@@ -117,8 +119,9 @@ def _models_dir(args) -> Path:
 def _eval(args) -> int:
     from model.artifacts import MANIFEST, find_model
 
-    from .evaluate import engine_upscale, evaluate, format_table, write_json
+    from .evaluate import engine_upscale, evaluate, find_pairs, format_table, write_json
 
+    find_pairs(args.data)  # a wrong folder is reported before the model loads
     if (Path(args.model) / MANIFEST).is_file():
         folder = Path(args.model)
     else:

@@ -3,6 +3,7 @@ that the CLI can build its options from them without slowing ``esrgan --help``."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -75,8 +76,11 @@ class TrainConfig:
             raise ValueError(f"the gan stage needs --hr-crop a multiple of 32, got {self.hr_crop}")
         if self.hr_crop % self.scale:
             raise ValueError(f"--hr-crop {self.hr_crop} must be a multiple of the scale {self.scale}")
-        if not self.data:
-            raise ValueError("no training data folder given")
+        for folder in (self.data, self.lr_data):
+            if folder is not None and not Path(folder).is_dir():
+                raise ValueError(f"{folder or '(none given)'}: not a folder of images")
+        if gan and not self.init:
+            raise ValueError("the gan stage starts from stage-1 weights: give --init PSNR_ARTIFACT")
 
     @property
     def generator_params(self) -> dict:

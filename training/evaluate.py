@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data import IMAGE_EXTS, load_rgb
+from .images import IMAGE_EXTS, load_rgb
 from .imresize import imresize
 from .metrics import evaluate_pair
 

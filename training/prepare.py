@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .config import PrepareConfig
-from .data import list_images, load_rgb
+from .images import list_images, load_rgb
 from .imresize import imresize
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -76,8 +77,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         weights = read_weights(cfg.init, init.weights)
         assign_weights(generator, weights, source=cfg.init)
         assign_weights(ema, weights, source=cfg.init)
-    elif gan:
-        raise ValueError("the gan stage starts from stage-1 weights: give --init PSNR_ARTIFACT")
 
     # --- data ------------------------------------------------------------------------------------
     ds = make_dataset(cfg.data, lr_dir=cfg.lr_data, scale=cfg.scale, crop=cfg.hr_crop, batch_size=cfg.batch_size,
@@ -126,34 +125,36 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     @tf.function
     def train_step(batch):
         logs = strategy.run(one_step, args=batch)
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
-
-    @tf.function
-    def update_ema():
-        # Bias-corrected early on (as tf.train.ExponentialMovingAverage with num_updates), so short runs
-        # export a useful average instead of one still dominated by the initial weights.
-        decay = tf.minimum(cfg.ema_decay, (1.0 + tf.cast(step, tf.float32)) / (10.0 + tf.cast(step, tf.float32)))
+        # EMA, bias-corrected early on (as tf.train.ExponentialMovingAverage with num_updates), so short
+        # runs export a useful average instead of one still dominated by the initial weights.
+        t = tf.cast(step, tf.float32)
+        decay = tf.minimum(cfg.ema_decay, (1.0 + t) / (10.0 + t))
         for e, w in zip(ema.weights, generator.weights):
             e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
         step.assign_add(1)
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
 
     # --- the loop ------------------------------------------------------------------------------
     from tqdm import tqdm
 
     writer = tf.summary.create_file_writer(str(out / "logs"))
     metrics: dict = {}
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    logs: dict = {}
+    stop = _StopRequest()
     started, start_step = time.time(), int(step)
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not cfg.progress, dynamic_ncols=True, desc=cfg.stage)
     try:
         while int(step) < cfg.steps:
             logs = train_step(next(batches))
-            update_ema()
             s = int(step)
             bar.update(1)
             if s % cfg.log_every == 0 or s == cfg.steps:
                 values = {k: float(v) for k, v in logs.items()}
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()})
+                if not cfg.progress:  # background runs: a plain line per log interval
+                    rate = (s - start_step) / (time.time() - started)
+                    print(f"step {s}/{cfg.steps} {rate:.3f} steps/s " + " ".join(f"{k}={v:.4g}" for k, v in values.items()),
+                          flush=True)
                 with writer.as_default(step=s):
                     for k, v in values.items():
                         tf.summary.scalar(f"loss/{k}", v)
@@ -163,13 +164,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 manager.save(checkpoint_number=s)
             if cfg.val and cfg.val_every and s % cfg.val_every == 0 and s < cfg.steps:
                 metrics = _validate(ema, cfg, writer, s)
+            if stop.requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         path = manager.save(checkpoint_number=int(step))
         bar.close()
         print(f"\ninterrupted at step {int(step)}; saved {path}; continue with --resume --out {out}")
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        stop.restore()
         writer.flush()
     bar.close()
     if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[1]) != int(step):
@@ -180,11 +183,30 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     return export(ema, cfg, out / "artifact" / cfg.name, metrics,
                   {"steps": int(step), "seconds_this_session": round(elapsed, 1),
                    "steps_per_sec": round((int(step) - start_step) / max(elapsed, 1e-9), 3),
+                   "final_losses": {k: round(float(v), 6) for k, v in logs.items()},
                    "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"})
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopRequest:
+    """Ctrl-C or SIGTERM ends the run after the current step (a step cut in half would be saved with
+    new weights but the old step count); a second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def _validate(model, cfg: TrainConfig, writer, s: int) -> dict:
