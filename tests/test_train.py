@@ -58,6 +58,17 @@ def test_psnr_stage_reduces_l1_and_exports_the_ema_generator(images, tmp_path):
     assert list((tmp_path / "run/logs").iterdir())  # TensorBoard events
 
 
+@pytest.mark.parametrize("option", ["mixed_precision", "multi_gpu"])
+def test_mixed_precision_and_mirrored_strategy_options_train(images, tmp_path, option):
+    """On this CPU-only machine MirroredStrategy has one replica, and float16 runs on the CPU: the
+    code paths (loss scaling, distributed dataset, replica reduction) run, not the GPU speed-ups."""
+    folder = train(tiny_config(images, tmp_path / "run", steps=2, **{option: True}))
+    losses = read_manifest(folder).training["final_losses"]
+    assert np.isfinite(losses["l1"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # not leaked to later models
+    assert all(w.dtype == np.float32 for w in load_keras_model(folder).get_weights())
+
+
 @pytest.fixture(scope="module")
 def psnr_artifact(images, tmp_path_factory):
     out = tmp_path_factory.mktemp("psnr_run")

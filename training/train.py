@@ -11,6 +11,7 @@ SIGTERM); ``resume`` continues from the latest one, the data pipeline skipping t
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
@@ -36,8 +37,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = tf.distribute.MirroredStrategy() if cfg.multi_gpu else tf.distribute.get_strategy()
     gan = cfg.stage == "gan"
     vgg_file = losses.find_vgg19_weights(cfg.vgg19_weights) if gan and cfg.perceptual == "vgg" else None
@@ -48,7 +47,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         return keras.optimizers.LossScaleOptimizer(opt) if cfg.mixed_precision else opt
 
     # --- models, optimizers, checkpoint -------------------------------------------------------
-    with strategy.scope():
+    with strategy.scope(), _dtype_policy("mixed_float16" if cfg.mixed_precision else None):
         generator = build_generator("rrdbnet", cfg.generator_params)
         ema = build_generator("rrdbnet", cfg.generator_params)
         ema.set_weights(generator.get_weights())
@@ -69,7 +68,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if not manager.latest_checkpoint:
             raise FileNotFoundError(f"{out / 'checkpoints'}: no checkpoint to resume from")
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resumed {manager.latest_checkpoint} at step {int(step)}")
+        print(f"resumed {manager.latest_checkpoint} at step {int(step.numpy())}")
     elif cfg.init:
         init = read_manifest(cfg.init)
         if init.arch != "rrdbnet" or init.params != cfg.generator_params:
@@ -80,7 +79,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     # --- data ------------------------------------------------------------------------------------
     ds = make_dataset(cfg.data, lr_dir=cfg.lr_data, scale=cfg.scale, crop=cfg.hr_crop, batch_size=cfg.batch_size,
-                      seed=cfg.seed, degradation=cfg.degradation, start=int(step) * cfg.batch_size)
+                      seed=cfg.seed, degradation=cfg.degradation, start=int(step.numpy()) * cfg.batch_size)
     batches = iter(strategy.experimental_distribute_dataset(ds))
     replicas = strategy.num_replicas_in_sync
 
@@ -88,15 +87,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     def l1(a, b):
         return tf.reduce_mean(tf.abs(a - b))
 
-    def apply(opt, tape, loss, variables):
-        grads = tape.gradient(opt.scale_loss(loss), variables)
+    def apply(opt, tape, scaled_loss, variables):
+        grads = tape.gradient(scaled_loss, variables)
         opt.apply_gradients(zip(grads, variables))
 
     def psnr_step(lr, hr):
         with tf.GradientTape() as tape:
             sr = tf.cast(generator(lr, training=True), tf.float32)
             loss = l1(sr, hr)
-            scaled = loss / replicas  # gradients are summed over replicas
+            # gradients are summed over replicas; loss scaling (mixed precision) must be taped too
+            scaled = g_opt.scale_loss(loss / replicas)
         apply(g_opt, tape, scaled, generator.trainable_variables)
         return {"l1": loss}
 
@@ -115,7 +115,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             adv = losses.ragan_generator_loss(real_logits, fake_logits)
             g_loss = cfg.l1_weight * pix + cfg.perceptual_weight * percep + cfg.adversarial_weight * adv
             d_loss = losses.ragan_discriminator_loss(real_logits, fake_logits)
-            g_scaled, d_scaled = g_loss / replicas, d_loss / replicas
+            g_scaled, d_scaled = g_opt.scale_loss(g_loss / replicas), d_opt.scale_loss(d_loss / replicas)
         apply(g_opt, tape, g_scaled, generator.trainable_variables)
         apply(d_opt, tape, d_scaled, discriminator.trainable_variables)
         return {"l1": pix, "perceptual": percep, "adversarial": adv, "g": g_loss, "d": d_loss}
@@ -141,12 +141,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     metrics: dict = {}
     logs: dict = {}
     stop = _StopRequest()
-    started, start_step = time.time(), int(step)
+    started, start_step = time.time(), int(step.numpy())
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not cfg.progress, dynamic_ncols=True, desc=cfg.stage)
     try:
-        while int(step) < cfg.steps:
+        while int(step.numpy()) < cfg.steps:
             logs = train_step(next(batches))
-            s = int(step)
+            s = int(step.numpy())
             bar.update(1)
             if s % cfg.log_every == 0 or s == cfg.steps:
                 values = {k: float(v) for k, v in logs.items()}
@@ -167,24 +167,36 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             if stop.requested:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        path = manager.save(checkpoint_number=int(step))
+        path = manager.save(checkpoint_number=int(step.numpy()))
         bar.close()
-        print(f"\ninterrupted at step {int(step)}; saved {path}; continue with --resume --out {out}")
+        print(f"\ninterrupted at step {int(step.numpy())}; saved {path}; continue with --resume --out {out}")
         raise
     finally:
         stop.restore()
         writer.flush()
     bar.close()
-    if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[1]) != int(step):
-        manager.save(checkpoint_number=int(step))
+    if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[1]) != int(step.numpy()):
+        manager.save(checkpoint_number=int(step.numpy()))
     elapsed = time.time() - started
     if cfg.val:
-        metrics = _validate(ema, cfg, writer, int(step))
+        metrics = _validate(ema, cfg, writer, int(step.numpy()))
     return export(ema, cfg, out / "artifact" / cfg.name, metrics,
-                  {"steps": int(step), "seconds_this_session": round(elapsed, 1),
-                   "steps_per_sec": round((int(step) - start_step) / max(elapsed, 1e-9), 3),
+                  {"steps": int(step.numpy()), "seconds_this_session": round(elapsed, 1),
+                   "steps_per_sec": round((int(step.numpy()) - start_step) / max(elapsed, 1e-9), 3),
                    "final_losses": {k: round(float(v), 6) for k, v in logs.items()},
                    "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"})
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str | None):
+    """Layers take the global dtype policy when built: set it for this run's models only."""
+    previous = keras.mixed_precision.global_policy()
+    if name:
+        keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 class _StopRequest:
