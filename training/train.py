@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .data import make_dataset
 from .evaluate import evaluate, keras_upscale
 
+
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (or continue) the run in ``cfg.out``; returns the exported artifact folder."""
     out = Path(cfg.out)
