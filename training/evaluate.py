@@ -33,7 +33,7 @@ def keras_upscale(model) -> Upscale:
     """Whole-image inference with a [0, 1] Keras generator (used during training, on the EMA model)."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])  # one trace for all sizes
     def forward(x):
         return model(x, training=False)
 
