@@ -26,6 +26,17 @@ def photos(folder, sizes=((70, 90), (64, 64), (100, 72)), seed=0):
     return paths
 
 
+def benchmark(root, sizes, scale):
+    """A benchmark-style folder: ``HR/`` photos (sizes need not be multiples of the scale, as raw
+    benchmark HR often are not) and ``LR/`` made from them by MATLAB bicubic, same names."""
+    (root / "LR").mkdir(parents=True, exist_ok=True)
+    for path in photos(root / "HR", sizes=sizes):
+        hr = np.asarray(Image.open(path))
+        hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+        Image.fromarray(imresize(hr, 1 / scale)).save(root / "LR" / f"{path.stem}.png")
+    return root
+
+
 def to_uint8(x):
     return np.round(np.asarray(x) * 255).astype(np.uint8)
 

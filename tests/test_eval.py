@@ -13,7 +13,7 @@ from model.artifacts import load_keras_model, model_weights, read_manifest, read
 from model.engine import Upscaler
 from model.errors import ArtifactError
 from tests.conftest import make_artifact
-from tests.test_data import photos
+from tests.test_data import benchmark, photos
 from training.evaluate import engine_upscale, evaluate, find_pairs
 from training.imresize import imresize
 from training.interpolate import interpolate_artifacts
@@ -30,15 +30,7 @@ def esrgan(*args):
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
-    """A tiny x2 benchmark folder: HR/ (one not a multiple of 2, as raw benchmark HR often is) and
-    LR/ made by MATLAB bicubic."""
-    root = tmp_path_factory.mktemp("bench")
-    for path in photos(root / "HR", sizes=((40, 48), (37, 42))):
-        hr = np.asarray(Image.open(path))
-        lr = imresize(hr[: hr.shape[0] // 2 * 2, : hr.shape[1] // 2 * 2], 0.5)
-        (root / "LR").mkdir(exist_ok=True)
-        Image.fromarray(lr).save(root / "LR" / f"{path.stem}.png")
-    return root
+    return benchmark(tmp_path_factory.mktemp("bench"), sizes=((40, 48), (37, 42)), scale=2)
 
 
 def test_eval_matches_the_metric_functions(pairs, models_dir):

@@ -14,9 +14,10 @@ import tensorflow as tf
 
 from model.artifacts import load_keras_model, read_manifest
 from tests.conftest import TINY_RRDB
-from tests.test_data import photos
+from tests.test_data import benchmark, photos
 from training.config import TrainConfig
 from training.data import make_dataset
+from training.evaluate import evaluate, keras_upscale
 from training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,8 @@ def l1_on(model, batch):
 
 
 def test_psnr_stage_reduces_l1_and_exports_the_ema_generator(images, tmp_path):
-    cfg = tiny_config(images, tmp_path / "run")
+    val = benchmark(tmp_path / "Set" / "x2", sizes=((36, 40),), scale=2)
+    cfg = tiny_config(images, tmp_path / "run", val=str(val))
     batch = next(iter(make_dataset(images, scale=2, crop=32, batch_size=8, seed=99)))
     keras.utils.set_random_seed(cfg.seed)  # the same initial weights train() starts from
     from model.archs import build_generator
@@ -55,6 +57,9 @@ def test_psnr_stage_reduces_l1_and_exports_the_ema_generator(images, tmp_path):
     assert manifest.training["steps"] == 40 and manifest.training["stage"] == "psnr"
     assert manifest.training["final_losses"]["l1"] < before
     assert (tmp_path / "run/checkpoints/checkpoint").is_file()
+    # validation scores of the exported model, by the same evaluator as `esrgan eval`
+    assert manifest.metrics["Set_x2"]["psnr"] == pytest.approx(
+        evaluate(keras_upscale(load_keras_model(folder)), val, 2)["mean"]["psnr"], abs=1e-4)
     assert list((tmp_path / "run/logs").iterdir())  # TensorBoard events
 
 
