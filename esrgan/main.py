@@ -9,6 +9,7 @@ import sys
 # module path -> function ``register(subparsers)`` adding that package's subcommands
 COMMAND_MODULES = [
     "model.cli",  # upscale, models, convert
+    "model.convert.cli",  # convert
     "training.cli",  # prepare, train, eval, interpolate
     "api.cli",  # serve
     "worker.cli",  # worker
@@ -35,8 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from model.errors import ESRGANError
+
     try:
         return int(args.func(args) or 0)
+    except ESRGANError as exc:  # a user-facing error: its message, not a traceback
+        print(f"esrgan: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

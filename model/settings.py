@@ -36,12 +36,35 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "ESRGAN_REDIS_URL"))
     data_dir: Path = Field(Path("data"), description="Storage for job inputs and outputs (shared by API and workers)")
     job_ttl_seconds: int = Field(24 * 3600, ge=60, description="How long job records and files are kept")
-    job_time_limit: int = Field(900, ge=1, description="Hard time limit of one job, seconds")
+    job_time_limit: int = Field(900, ge=1, description="Time limit of one job, seconds: it is stopped and failed "
+                                "(soft limit), its process killed job_kill_grace seconds later (hard limit)")
     job_max_attempts: int = Field(3, ge=1, description="Deliveries before a job that kills its worker is failed")
     max_queue_depth: int = Field(1000, ge=1, description="Queued jobs over which new uploads get 429")
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = no authentication")
     max_jobs_in_flight_per_key: int = Field(20, ge=1)
     queue: str = Field("default", description="Celery queue this worker consumes / jobs go to (e.g. gpu)")
+    job_kill_grace: int = Field(30, ge=1, description="Seconds after job_time_limit (soft) before the job's process is killed")
+    broker_visibility_timeout: int | None = Field(
+        None, ge=1, description="Seconds before an unacknowledged job is redelivered; unset = hard time limit + 60")
+    broker_restore_interval: int = Field(10, ge=1, description="Seconds between sweeps that redeliver jobs of dead workers")
+    redis_timeout: float = Field(3.0, gt=0, description="Redis connect/read timeout, seconds (the API answers 503 after it)")
+    worker_concurrency: int = Field(1, ge=1, description="Job processes per worker")
+    worker_start_timeout: float = Field(300, gt=0, description="Seconds a new job process may take to import "
+                                        "TensorFlow and load the default models before the worker replaces it")
+    worker_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker announces itself in Redis")
+    cleanup_interval_seconds: int = Field(600, ge=1, description="How often expired jobs' files are removed")
+    queue_retry_after: int = Field(10, ge=1, description="Retry-After seconds sent with 429 when the queue is full")
+
+    @property
+    def hard_time_limit(self) -> int:
+        return self.job_time_limit + self.job_kill_grace
+
+    @property
+    def visibility_timeout(self) -> int:
+        # Must exceed the hard limit, or a job still running would be delivered a second time.
+        if self.broker_visibility_timeout is None:
+            return self.hard_time_limit + 60
+        return max(self.broker_visibility_timeout, self.hard_time_limit + 1)
 
 
 @lru_cache

@@ -1,0 +1,63 @@
+"""The seed design's routes, served from the same jobs: pages, form upload, and files by stored name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi.responses import FileResponse, RedirectResponse
+
+from worker.storage import GENERATED, UPLOADS
+
+from .deps import Context, context, owner
+from .errors import APIError
+from .jobs import find_job, input_file, job_form, result_file, submit
+from .options import Requested
+from .schemas import ERRORS
+
+STATIC = Path(__file__).resolve().parent / "static"
+router = APIRouter(tags=["pages"])
+
+
+@router.get("/", include_in_schema=False)
+def index():
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+@router.post("/upload", status_code=303, responses=ERRORS, summary="Form upload; redirects to the result page")
+def upload(image: UploadFile = File(...), req: Requested = Depends(job_form), ctx: Context = Depends(context),
+           who: str = Depends(owner)):
+    job = submit(ctx, who, image, req, None)
+    return RedirectResponse(f"/result/{job.id}", status_code=303)
+
+
+router.add_api_route("/enhance", upload, methods=["POST"], status_code=303, responses=ERRORS,
+                     summary="Same as /upload")
+
+
+@router.get("/result/{job_id}", include_in_schema=False)
+def result_page(job_id: str, ctx: Context = Depends(context), who: str = Depends(owner)):
+    find_job(ctx, who, job_id)
+    return FileResponse(STATIC / "result.html", media_type="text/html")
+
+
+def _stored_job(ctx: Context, who: str, kind: str, filename: str):
+    resolved = ctx.storage.resolve_name(kind, filename)
+    if resolved is None:
+        raise APIError(404, "not_found", "no such file")
+    job = find_job(ctx, who, resolved[0])
+    fmt = job.input["format"] if kind == UPLOADS else job.options["format"]
+    if filename != ctx.storage.path(kind, job.id, fmt).name:
+        raise APIError(404, "not_found", "no such file")
+    return job
+
+
+@router.get("/uploads/{filename}", responses=ERRORS, summary="An input by stored name ({job id}.{ext})")
+def uploaded_file(filename: str, ctx: Context = Depends(context), who: str = Depends(owner)):
+    return input_file(ctx, _stored_job(ctx, who, UPLOADS, filename))
+
+
+@router.get("/generated/{filename}", responses=ERRORS, summary="A result by stored name ({job id}.{ext})")
+def generated_file(filename: str, ctx: Context = Depends(context), who: str = Depends(owner)):
+    return result_file(ctx, _stored_job(ctx, who, GENERATED, filename), inline=True)
+
+

@@ -1,0 +1,72 @@
+"""Response shapes, for the OpenAPI document at /docs (and contract tests against it)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    fraction: float
+
+
+class InputInfo(BaseModel):
+    name: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    url: str
+
+
+class OutputInfo(BaseModel):
+    width: int
+    height: int
+    format: str
+    bytes: int
+    url: str
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "canceled"]
+    model: str
+    progress: Progress
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    queue_seconds: float | None
+    processing_seconds: float | None
+    input: InputInfo
+    options: dict[str, Any]
+    output: OutputInfo | None
+    error: ErrorInfo | None
+
+
+class StrengthInfo(BaseModel):
+    default: float
+
+
+class ModelOut(BaseModel):
+    name: str
+    scale: int
+    arch: str
+    description: str
+    num_params: int | None
+    metrics: dict[str, Any]
+    default: bool
+    strength: StrengthInfo | None
+
+
+ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422, 429, 503)}

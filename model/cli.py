@@ -1,0 +1,205 @@
+"""``esrgan upscale`` and ``esrgan models``: the library on the command line, no service needed.
+
+TensorFlow is imported only when ``upscale`` runs (through the engine), so ``esrgan --help`` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import imageio
+from .artifacts import Manifest, list_models
+from .errors import ESRGANError, InvalidOption
+from .settings import Settings, get_settings
+
+# Inside folders only files named like images are taken (sidecar .xmp/.json files are common);
+# the format itself is always read from the bytes. Files named on the command line are always tried.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+def register(subparsers) -> None:
+    up = subparsers.add_parser(
+        "upscale", help="upscale image files or folders",
+        description="Upscale images. Folders are searched recursively and their tree is mirrored into OUTPUT; "
+                    "a single input file with an OUTPUT ending in .png/.jpg/.webp/.tiff writes that file.")
+    up.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders")
+    up.add_argument("-o", "--output", required=True, type=Path, help="output folder (or file, for one input)")
+    up.add_argument("--model", help="model name (see `esrgan models`); default: the default model of --scale")
+    up.add_argument("--scale", type=int, choices=(2, 4), help="pick the default model of this scale (default 4)")
+    up.add_argument("--outscale", type=float, help="final scale after the model's native pass, e.g. 3 or 1.5")
+    up.add_argument("--width", type=int, help="exact output width (with --height; one alone keeps the aspect)")
+    up.add_argument("--height", type=int, help="exact output height")
+    up.add_argument("--tile", type=int, help="tile size in input pixels; 0 = one pass (default: automatic)")
+    up.add_argument("--strength", type=float, help="0 = smooth (PSNR) .. 1 = sharp (GAN), for models that have both")
+    up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
+                    help="output format (default: the input's; BMP becomes PNG)")
+    up.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
+    _models_dir_option(up)
+    up.set_defaults(func=cmd_upscale)
+
+    models = subparsers.add_parser("models", help="list installed models",
+                                   description="List the models found in the models folder.")
+    _models_dir_option(models)
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(func=cmd_models)
+
+
+def _models_dir_option(parser) -> None:
+    parser.add_argument("--models-dir", type=Path, help="folder of model artifacts (default: ESRGAN_MODELS_DIR, "
+                        "else the shipped models)")
+
+
+def _settings(args) -> Settings:
+    return Settings(models_dir=args.models_dir) if args.models_dir else get_settings()
+
+
+# --- upscale ---------------------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    source: Path
+    target: Path  # a file path when ``exact``, else the path whose suffix becomes the format's extension
+    exact: bool = False
+
+
+def plan(inputs: list[Path], output: Path) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Input files with where their results go, and the inputs that cannot be read at all."""
+    if len(inputs) == 1 and inputs[0].is_file() and output.suffix:
+        return [Job(inputs[0], output, exact=True)], []
+    jobs, failures = [], []
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            jobs += [Job(p, output / p.relative_to(item)) for p in files]
+        elif item.is_file():
+            jobs.append(Job(item, output / item.name))
+        else:
+            failures.append((item, "no such file or folder"))
+    return jobs, failures
+
+
+def _check_options(args) -> None:
+    if args.width is not None and args.width < 1 or args.height is not None and args.height < 1:
+        raise InvalidOption("--width and --height must be positive")
+    if (args.width or args.height) and args.outscale:
+        raise InvalidOption("give either --outscale or --width/--height, not both")
+    if not 1 <= args.quality <= 100:
+        raise InvalidOption("--quality must be between 1 and 100")
+    if args.tile is not None and args.tile < 0:
+        raise InvalidOption("--tile must be >= 0 (0 = one pass)")
+
+
+def _destination(job: Job, decoded, args) -> tuple[Path, str]:
+    """Where the result goes and in which format: the input's format unless --format says otherwise,
+    the file name kept (its suffix too when it already names that format, e.g. .jpeg)."""
+    if job.exact:
+        return job.target, imageio.format_of_path(job.target)
+    fmt = imageio.output_format(args.format) if args.format else imageio.default_output_format(decoded.info.format)
+    suffix = job.target.suffix.lower()
+    keep = imageio.ALIASES.get(suffix[1:], suffix[1:]) == fmt
+    return (job.target if keep else job.target.with_suffix(imageio.FORMATS[fmt][2])), fmt
+
+
+def upscale_one(job: Job, upscaler, args, settings: Settings, written: dict[Path, Path], progress=None) -> Path:
+    decoded = imageio.decode(job.source.read_bytes(), max_pixels=settings.max_input_pixels)
+    target, fmt = _destination(job, decoded, args)
+    if target in written:  # e.g. a.png and a.jpg both becoming a.png
+        raise InvalidOption(f"{target} is already the output of {written[target]}")
+    size = (args.width, args.height) if args.width or args.height else None
+    width, height = upscaler.output_size(decoded.info.width, decoded.info.height, outscale=args.outscale, size=size)
+    imageio.check_output_size(width, height, settings.max_output_pixels)
+    pixels = upscaler.upscale(decoded.pixels, outscale=args.outscale, size=size, tile=args.tile, progress=progress)
+    imageio.write_image(target, pixels, fmt, quality=args.quality, icc_profile=decoded.icc_profile)
+    written[target] = job.source
+    return target
+
+
+def _tile_bar(bar: tqdm):
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return progress
+
+
+def cmd_upscale(args) -> int:
+    _check_options(args)
+    if args.format and args.output.suffix and len(args.inputs) == 1 and args.inputs[0].is_file():
+        if imageio.format_of_path(args.output) != imageio.output_format(args.format):
+            raise InvalidOption(f"--format {args.format} does not match the output name {args.output.name}")
+    settings = _settings(args)
+    jobs, failures = plan(args.inputs, args.output)
+    total = len(jobs) + len(failures)
+    if not total:
+        raise InvalidOption("no images found in " + ", ".join(map(str, args.inputs)))
+
+    from .engine import load_upscaler  # imports TensorFlow
+
+    upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
+    start, written = time.perf_counter(), {}
+    single = len(jobs) == 1
+    with tqdm(total=len(jobs), unit="tile" if single else "image", desc=upscaler.name, disable=None) as bar:
+        for job in jobs:
+            try:
+                upscale_one(job, upscaler, args, settings, written, _tile_bar(bar) if single else None)
+            except (ESRGANError, OSError, ValueError) as exc:  # a bad file must not stop the batch
+                failures.append((job.source, str(exc)))
+            if not single:
+                bar.update()
+    seconds = time.perf_counter() - start
+    for source, message in failures:
+        print(f"esrgan: failed: {source}: {message}", file=sys.stderr)
+    where = next(iter(written)) if len(written) == 1 else args.output
+    print(f"upscaled {len(written)} of {total} image(s) with {upscaler.name} (x{upscaler.scale}) in {seconds:.1f} s"
+          + (f" -> {where}" if written else "") + (f"; {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+def _metrics_text(metrics: dict) -> str:
+    """Numbers only (the full record is in --json): per data set PSNR/SSIM, else its numeric fields."""
+    def numbers(d: dict) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in d.items() if isinstance(v, (int, float)))
+
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, dict) and "psnr" in value:
+            parts.append(f"{key} {value['psnr']:.2f}" + (f"/{value['ssim']:.4f}" if "ssim" in value else ""))
+        elif isinstance(value, dict) and numbers(value):
+            parts.append(f"{key} {numbers(value)}")
+        elif isinstance(value, (int, float)):
+            parts.append(f"{key}={value:.4g}")
+    return ", ".join(parts) or "-"
+
+
+def _row(m: Manifest) -> dict:
+    return {"name": m.name, "scale": m.scale, "arch": m.arch, "params": m.num_params, "default": m.default,
+            "metrics": m.metrics, "description": m.description, "architecture": m.params}
+
+
+def cmd_models(args) -> int:
+    settings = _settings(args)
+    models = list_models(settings.models_dir)
+    if args.json:
+        print(json.dumps([_row(m) for m in models], indent=2))
+        return 0
+    if not models:
+        print(f"no models in {settings.models_dir}", file=sys.stderr)
+        return 0
+    header = ("NAME", "SCALE", "ARCH", "PARAMS", "METRICS")
+    rows = [(m.name + (" *" if m.default else ""), f"x{m.scale}", m.arch,
+             f"{m.num_params:,}" if m.num_params else "-", _metrics_text(m.metrics)) for m in models]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
+    print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folder {settings.models_dir})")
+    return 0

@@ -1,0 +1,305 @@
+"""Image bytes <-> pixel arrays: sniff the format from the content, check pixel limits from the header
+before any full decode, apply EXIF orientation, keep the ICC profile, keep 16 bits where the format has them.
+
+Decoded layout (what the engine takes): ``HxW`` gray, ``HxWx3`` RGB, ``HxWx4`` RGBA; uint8, or uint16 for
+16-bit PNG/TIFF. Gray+alpha becomes RGBA (gray replicated) so alpha has one layout; palette becomes RGB(A),
+CMYK and other colour models RGB, 1-bit gray 8-bit gray. Animated or multi-page inputs give their first frame.
+
+No TensorFlow here (the API probes uploads); OpenCV is imported only for 16-bit colour, which Pillow
+reduces to 8 bits.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageError, LimitExceeded, UnsupportedFormat
+
+ACCEPTED = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+
+# Output formats: name -> (Pillow format, media type, file extension)
+FORMATS: dict[str, tuple[str, str, str]] = {
+    "png": ("PNG", "image/png", ".png"),
+    "jpg": ("JPEG", "image/jpeg", ".jpg"),
+    "webp": ("WEBP", "image/webp", ".webp"),
+    "tiff": ("TIFF", "image/tiff", ".tiff"),
+}
+ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+
+# Our own pixel limit (checked from the header) is the guard; Pillow's bomb check stays on as a backstop
+# whose error is translated below, and its warning (between 1x and 2x its threshold) is noise next to ours.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+# Magic numbers, only to name what Pillow could not open (a truncated PNG vs. a PDF)
+_MAGIC = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+          (b"BM", "BMP"), (b"GIF8", "GIF"), (b"%PDF", "PDF"), (b"8BPS", "PSD"), (b"\x00\x00\x01\x00", "ICO")]
+
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
+# What Pillow's parsers raise on malformed data (its own Image.open catches much the same)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error,
+                  zlib.error)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # one of ACCEPTED
+    width: int  # as displayed, i.e. after EXIF orientation
+    height: int
+    mode: str  # Pillow's mode of the stored image
+    bit_depth: int  # 8 or 16 bits per sample
+    has_alpha: bool
+    channels: int  # stored channels with alpha: 1 gray, 2 gray+alpha, 3 colour, 4 colour+alpha
+    frames: int  # > 1 for animations and multi-page files; only the first is decoded
+    orientation: int = 1  # EXIF orientation (1..8) applied on decode
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass
+class Decoded:
+    pixels: np.ndarray
+    info: ImageInfo
+    icc_profile: bytes | None
+    exif_transposed: bool
+
+
+def sniff(data: bytes) -> str | None:
+    """Format named by the leading bytes, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp":
+        return "HEIF/AVIF"
+    return next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+
+
+def output_format(name: str) -> str:
+    """Normalise an output format name ('JPEG', '.jpg', 'tif'...) to a key of FORMATS."""
+    key = name.lower().lstrip(".")
+    key = ALIASES.get(key, key)
+    if key not in FORMATS:
+        raise UnsupportedFormat(f"cannot write {name!r} images; output formats: {', '.join(FORMATS)}")
+    return key
+
+
+def format_of_path(path: Path | str) -> str:
+    return output_format(Path(path).suffix or "(no extension)")
+
+
+def default_output_format(input_format: str) -> str:
+    """The output format matching an input's (BMP, which we do not write, becomes PNG)."""
+    return {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "TIFF": "tiff"}.get(input_format, "png")
+
+
+def check_output_size(width: int, height: int, max_output_pixels: int | None) -> None:
+    if max_output_pixels and width * height > max_output_pixels:
+        raise LimitExceeded(f"output would be {width}x{height} ({width * height:,} pixels), over the output "
+                            f"limit of {max_output_pixels:,} pixels")
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+def _open(data: bytes, max_pixels: int | None) -> tuple[Image.Image, ImageInfo]:
+    """Open lazily (header only) and check format and size; nothing is decoded yet."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise LimitExceeded(f"image declares over {pillow_limit:,} pixels, over the input limit of "
+                            f"{max_pixels or pillow_limit:,} pixels (decompression bomb?)") from None
+    except UnidentifiedImageError:
+        kind = sniff(data)
+        if kind in ACCEPTED:
+            raise ImageError(f"corrupt or truncated {kind} image (unreadable header)") from None
+        raise UnsupportedFormat(f"unsupported format: {kind or 'not an image'} "
+                                f"(accepted: {', '.join(ACCEPTED)})") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"corrupt {sniff(data) or 'image'} header: {exc}") from None
+    if img.format not in ACCEPTED:
+        raise UnsupportedFormat(f"unsupported format: {img.format} (accepted: {', '.join(ACCEPTED)})")
+    width, height = img.size
+    if max_pixels and width * height > max_pixels:  # before reading anything more of the file
+        raise LimitExceeded(f"image is {width}x{height} ({width * height:,} pixels), over the input "
+                            f"limit of {max_pixels:,} pixels")
+    try:
+        return img, _info(img, data)
+    except _DECODE_ERRORS as exc:  # e.g. a broken frame chain found while counting frames
+        raise ImageError(f"corrupt {img.format} file: {exc}") from None
+
+
+def _bit_depth(img: Image.Image, data: bytes) -> int:
+    if img.format == "PNG":
+        return 16 if data[24] == 16 else 8  # IHDR's bit depth; IHDR is always the first chunk
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, 8)
+        bits = max(bits) if isinstance(bits, tuple) else int(bits)
+        if bits > 16:
+            raise UnsupportedFormat(f"{bits}-bit TIFF samples are not supported (8 or 16 bits only)")
+        return 16 if bits == 16 else 8
+    return 8
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = int(img.getexif().get(0x0112, 1))
+    except Exception:  # unreadable EXIF is not worth refusing the image for
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _info(img: Image.Image, data: bytes) -> ImageInfo:
+    # Pillow opens 16-bit gray+alpha PNG as RGBA: the PNG colour type (0 gray, 4 gray+alpha) says what it is
+    gray = data[25] in (0, 4) if img.format == "PNG" else img.mode in _GRAY_MODES
+    has_alpha = "A" in img.mode or "a" in img.mode or img.has_transparency_data
+    orientation = _orientation(img)
+    width, height = img.size if orientation < 5 else img.size[::-1]  # 5..8 swap the axes
+    return ImageInfo(format=img.format, width=width, height=height, mode=img.mode,
+                     bit_depth=_bit_depth(img, data), has_alpha=has_alpha,
+                     channels=(1 if gray else 3) + has_alpha, frames=getattr(img, "n_frames", 1),
+                     orientation=orientation)
+
+
+def probe(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
+    """Format and size from the header, never decoding the pixels."""
+    return _open(data, max_pixels)[1]
+
+
+def _pillow_pixels(img: Image.Image, info: ImageInfo) -> np.ndarray:
+    if info.has_alpha:
+        img = img.convert("RGBA")
+    elif info.channels == 1:
+        img = img.convert("L")
+    else:
+        img = img.convert("RGB")  # palette, CMYK, YCbCr...
+    return np.asarray(img)
+
+
+def _cv2_pixels(data: bytes) -> np.ndarray:
+    """16-bit PNG/TIFF (Pillow keeps 16 bits only for gray), as RGB(A)."""
+    import cv2
+
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # orientation left to us
+    if pixels is None:
+        raise ImageError("corrupt or truncated 16-bit image")
+    if pixels.ndim == 3:
+        channels = pixels.shape[2]
+        if channels == 1:
+            return pixels[..., 0]
+        if channels == 2:  # gray+alpha: same layout as 8-bit gray+alpha
+            return np.dstack([pixels[..., 0]] * 3 + [pixels[..., 1]])
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGBA)
+    return pixels
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) so the array looks as the image is meant to be seen."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.swapaxes(0, 1)  # 5 transpose; 6, 7, 8 = transpose then flip
+    flip_rows = orientation in (3, 4, 7, 8)
+    flip_cols = orientation in (2, 3, 6, 7)
+    return pixels[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+
+
+def decode(data: bytes, *, max_pixels: int | None = None) -> Decoded:
+    img, info = _open(data, max_pixels)
+    try:
+        pixels = _cv2_pixels(data) if info.bit_depth == 16 else _pillow_pixels(img, info)
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"corrupt or truncated {info.format} image: {exc}") from None
+    icc = img.info.get("icc_profile") or None
+    if img.mode == "CMYK":
+        icc = None  # a CMYK profile does not describe the RGB pixels we return
+    pixels = np.ascontiguousarray(orient(pixels, info.orientation))
+    return Decoded(pixels=pixels, info=info, icc_profile=icc, exif_transposed=info.orientation != 1)
+
+
+def read_image(path: Path | str, *, max_pixels: int | None = None) -> Decoded:
+    return decode(Path(path).read_bytes(), max_pixels=max_pixels)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+def _checked(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.dtype not in (np.uint8, np.uint16) or not (pixels.ndim == 2 or pixels.shape[2] in (3, 4)):
+        raise ValueError(f"pixels must be HxW, HxWx3 or HxWx4 uint8/uint16, got {pixels.shape} {pixels.dtype}")
+    return pixels
+
+
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _png16(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
+    import cv2
+
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ImageError("PNG encoding failed")
+    data = buf.tobytes()
+    if not icc_profile:
+        return data
+    # OpenCV cannot write a profile: insert an iCCP chunk right after IHDR (8 + 25 bytes)
+    body = b"ICC Profile\x00\x00" + zlib.compress(icc_profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    return data[:33] + chunk + data[33:]
+
+
+def _tiff(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
+    import tifffile  # writes 16-bit colour and the ICC tag, which Pillow cannot
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, pixels, photometric="rgb" if pixels.ndim == 3 else "minisblack",
+                     extrasamples=["unassalpha"] if pixels.ndim == 3 and pixels.shape[2] == 4 else None,
+                     compression="zlib",
+                     extratags=[(34675, "B", len(icc_profile), icc_profile, True)] if icc_profile else None)
+    return buf.getvalue()
+
+
+def encode(pixels: np.ndarray, fmt: str, *, quality: int = 95, icc_profile: bytes | None = None) -> bytes:
+    """PNG and TIFF keep 16 bits; JPEG and WebP get 8 bits, JPEG alpha is flattened on white."""
+    fmt = output_format(fmt)
+    pixels = _checked(pixels)
+    if fmt == "tiff":
+        return _tiff(pixels, icc_profile)
+    if fmt == "png" and pixels.dtype == np.uint16:
+        return _png16(pixels, icc_profile)
+    img = Image.fromarray(to_8bit(pixels))
+    options: dict = {"icc_profile": icc_profile} if icc_profile else {}
+    if fmt == "jpg":
+        if img.mode == "RGBA":
+            white = Image.new("RGB", img.size, (255, 255, 255))
+            white.paste(img, mask=img.getchannel("A"))
+            img = white
+        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)  # 4:4:4 at high quality
+    elif fmt == "webp":
+        options.update(quality=quality, method=4)
+    else:
+        options.update(compress_level=6)
+    buf = io.BytesIO()
+    img.save(buf, FORMATS[fmt][0], **options)
+    return buf.getvalue()
+
+
+def write_image(path: Path | str, pixels: np.ndarray, fmt: str | None = None, quality: int = 95,
+                icc_profile: bytes | None = None) -> Path:
+    path = Path(path)
+    data = encode(pixels, fmt or format_of_path(path), quality=quality, icc_profile=icc_profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

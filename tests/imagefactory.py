@@ -1,0 +1,62 @@
+"""Images made in the test: patterns whose pixels show any flip, channel swap or bit loss, and hand-built
+PNG bytes for what Pillow cannot write (16-bit gray+alpha, headers declaring absurd sizes)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image, ImageCms
+
+
+def pattern(height: int = 24, width: int = 32, channels: int = 3, dtype=np.uint8, seed: int = 0,
+            noise: float = 0.2) -> np.ndarray:
+    """Gradients plus noise, every pixel different enough to catch misplaced rows/columns
+    (``noise=0`` for a smooth image that lossy codecs keep close)."""
+    rng = np.random.default_rng(seed)
+    top = 65535 if dtype == np.uint16 else 255
+    y, x = np.mgrid[0:height, 0:width]
+    ramps = [(x * 7 + y * 3 + c * 50) % 510 for c in range(max(channels, 1))]
+    planes = [(255 - np.abs(r - 255)) / 255 for r in ramps]  # triangle waves: no jumps
+    img = np.stack(planes, axis=-1) * (1 - noise) + rng.random((height, width, max(channels, 1))) * noise
+    img = np.round(img * top).astype(dtype)
+    return img[..., 0] if channels == 1 else img
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def pillow_bytes(img: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def raw_png(width: int, height: int, color_type: int, bit_depth: int, rows: bytes | None = None) -> bytes:
+    """A PNG from its raw scanlines; ``rows=None`` gives a tiny IDAT for any declared size (a bomb header)."""
+    idat = zlib.compress(rows if rows is not None else b"\x00" * 64)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))
+
+
+def png16_gray_alpha(pixels: np.ndarray) -> bytes:
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    return raw_png(width, height, color_type=4, bit_depth=16, rows=rows)
+
+
+def insert_after_ihdr(png: bytes, chunk: bytes) -> bytes:
+    return png[:33] + chunk + png[33:]
+
+
+def exif_orientation(value: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif.tobytes()

@@ -1,0 +1,182 @@
+"""The job task: read the job record and input, run the model, store the output, finish the record.
+
+TensorFlow is imported only inside the worker's child processes (after fork: it is not fork-safe), where
+each process keeps the models it has loaded for every later job.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import redis
+from celery import Task, signals
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.utils.log import get_logger
+
+from model.errors import Canceled, ESRGANError
+from model.settings import get_settings
+
+from .celery_app import TASK_NAME, make_celery
+from .jobs import FAILED, RUNNING, SUCCEEDED, CANCELED, JobGone, JobStore, TransitionRefused
+from .storage import GENERATED, UPLOADS, Storage
+
+log = get_logger("esrgan.worker")
+settings = get_settings()
+app = make_celery(settings)
+_state: dict = {}  # per process: the store (Redis connection) and storage, made after fork
+
+
+def store() -> JobStore:
+    if "store" not in _state:
+        _state["store"] = JobStore(settings)
+    return _state["store"]
+
+
+def storage() -> Storage:
+    return _state.setdefault("storage", Storage(settings))
+
+
+def upscaler(name: str, strength: float | None):
+    """The engine keeps each loaded model for the life of the process."""
+    from model.engine import load_upscaler
+
+    return load_upscaler(name, strength=strength, settings=settings)
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_):
+    """Fresh Redis connections in the child, then the default models so the first job is not slow."""
+    _state.clear()
+    from model.artifacts import list_models
+
+    loaded = []
+    for manifest in list_models(settings.models_dir):
+        if manifest.default:
+            try:
+                upscaler(manifest.name, None)
+                loaded.append(manifest.name)
+            except ESRGANError as exc:  # a broken artifact fails its jobs, not the worker
+                log.error("cannot preload model %s: %s", manifest.name, exc)
+    log.warning("job process %d ready (preloaded: %s)", os.getpid(), ", ".join(loaded) or "none")
+
+
+class JobTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Runs in the parent process when the hard time limit killed the job's process.
+        if isinstance(exc, TimeLimitExceeded) and args:
+            _fail(args[0], None, "time_limit",
+                  f"the job ran over the hard time limit ({settings.hard_time_limit} s) and was stopped")
+
+
+def _fail(job_id: str, attempt: int | None, code: str, message: str) -> None:
+    try:
+        store().finish(job_id, FAILED, attempt, error={"code": code, "message": message})
+    except (JobGone, TransitionRefused):
+        pass
+
+
+@app.task(name=TASK_NAME, bind=True, base=JobTask)
+def run_job(self, job_id: str) -> str:
+    return process(job_id, worker=self.request.hostname or socket.gethostname())
+
+
+def process(job_id: str, worker: str) -> str:
+    jobs, files = store(), storage()
+    verdict, attempt = jobs.begin(job_id, f"{worker}:{os.getpid()}")
+    if verdict in ("gone", "done"):
+        return verdict  # deleted, canceled while queued, or a duplicate delivery of a finished job
+    if verdict == "exhausted":
+        _fail(job_id, None, "worker_lost",
+              f"the job's worker died {attempt - 1} times while running it (the input may crash the model); "
+              "it will not be retried")
+        return FAILED
+    job = jobs.get(job_id)
+    started = time.monotonic()
+    lost = threading.Event()  # set when this attempt no longer owns the job (canceled, deleted, superseded)
+
+    def progress(done: int, total: int) -> None:
+        try:
+            jobs.progress(job_id, attempt, done, total)
+        except (JobGone, TransitionRefused):
+            lost.set()
+        except redis.RedisError as exc:  # Redis away for a moment: progress is not worth failing the job
+            log.warning("job %s: progress not recorded: %s", job_id, exc)
+
+    def cancel() -> bool:
+        try:
+            return lost.is_set() or jobs.cancel_requested(job_id)
+        except redis.RedisError:
+            return False
+
+    try:
+        from model import imageio
+
+        opts = job.options
+        data = files.path(UPLOADS, job_id, job.input["format"]).read_bytes()
+        decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
+        size = (opts["width"], opts["height"]) if opts.get("width") else None
+        result = upscaler(job.model, opts.get("strength")).upscale(
+            decoded.pixels, outscale=opts.get("outscale"), size=size, tile=opts.get("tile"), progress=progress,
+            cancel=cancel)
+        encoded = imageio.encode(result, opts["format"], quality=opts.get("quality") or 95,
+                                 icc_profile=decoded.icc_profile)
+        out_path = files.write(GENERATED, job_id, opts["format"], encoded)
+        height, width = result.shape[:2]
+        output = {"width": width, "height": height, "format": opts["format"], "bytes": len(encoded)}
+        try:
+            jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started)
+        except (JobGone, TransitionRefused):
+            out_path.unlink(missing_ok=True)  # deleted or canceled meanwhile: keep no orphan
+            return CANCELED
+        return SUCCEEDED
+    except Canceled:
+        try:
+            jobs.finish(job_id, CANCELED, attempt, error={"code": "canceled", "message": "canceled by request"},
+                        allowed=(RUNNING,))
+        except (JobGone, TransitionRefused):
+            pass
+        return CANCELED
+    except SoftTimeLimitExceeded:
+        _fail(job_id, attempt, "time_limit", f"the job ran over its time limit ({settings.job_time_limit} s)")
+    except ESRGANError as exc:
+        _fail(job_id, attempt, exc.code, str(exc))
+    except OSError as exc:
+        _fail(job_id, attempt, "storage_error", f"cannot read or write the job's files: {exc.strerror or exc}")
+    except MemoryError:
+        _fail(job_id, attempt, "out_of_memory", "the image needs more memory than this worker has")
+    except Exception as exc:  # a bug: report it on the job, keep the worker serving
+        log.exception("job %s failed", job_id)
+        _fail(job_id, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
+    return FAILED
+
+
+# --- heartbeat: lets /readyz know a worker is alive -----------------------------------------------
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **_):
+    name = getattr(sender, "hostname", None) or socket.gethostname()
+    stop = _state["heartbeat_stop"] = threading.Event()
+    beat_store = JobStore(settings)
+
+    def beat():
+        while not stop.is_set():
+            try:
+                beat_store.heartbeat(name, {"pid": os.getpid(), "queue": settings.queue,
+                                            "concurrency": settings.worker_concurrency})
+            except Exception as exc:  # Redis away: try again next beat
+                log.warning("heartbeat failed: %s", exc)
+            stop.wait(settings.worker_heartbeat_seconds)
+        try:
+            beat_store.forget_worker(name)
+        except Exception:
+            pass
+
+    threading.Thread(target=beat, name="esrgan-heartbeat", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_):
+    if "heartbeat_stop" in _state:
+        _state["heartbeat_stop"].set()
