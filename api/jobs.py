@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from model.errors import LimitExceeded, ESRGANError
+from model.imageio import probe
 from worker.celery_app import enqueue, queue_depth
 from worker.jobs import SUCCEEDED, Job, new_job_id, seconds_between
 from worker.storage import GENERATED, MEDIA_TYPES, UPLOADS, EXTENSIONS
@@ -15,7 +16,6 @@ from worker.storage import GENERATED, MEDIA_TYPES, UPLOADS, EXTENSIONS
 from .deps import Context, context, owner
 from .errors import APIError
 from .options import Requested, check
-from .probe import probe
 from .schemas import ERRORS, JobOut
 
 router = APIRouter(prefix="/v1", tags=["jobs"])

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 from model.artifacts import Manifest, find_model
 from model.errors import ESRGANError
+from model.imageio import ImageInfo
 from model.settings import Settings
 
 from .errors import APIError
-from .probe import ImageInfo
 
 OUTPUT_FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tiff": "tiff", "tif": "tiff"}
 INPUT_TO_OUTPUT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "TIFF": "tiff", "BMP": "png"}

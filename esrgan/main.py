@@ -9,6 +9,7 @@ import sys
 # module path -> function ``register(subparsers)`` adding that package's subcommands
 COMMAND_MODULES = [
     "model.cli",  # upscale, models, convert
+    "model.convert.cli",  # convert
     "training.cli",  # prepare, train, eval, interpolate
     "api.cli",  # serve
     "worker.cli",  # worker

@@ -16,7 +16,13 @@ def _srresnet(**p):
     return build_srresnet(**p)
 
 
-GENERATORS: dict[str, Callable[..., keras.Model]] = {"rrdbnet": _rrdbnet, "srresnet": _srresnet}
+def _srvgg(**p):
+    from .srvgg import build_srvgg
+
+    return build_srvgg(**p)
+
+
+GENERATORS: dict[str, Callable[..., keras.Model]] = {"rrdbnet": _rrdbnet, "srresnet": _srresnet, "srvgg": _srvgg}
 
 
 def build_generator(arch: str, params: dict[str, Any]) -> keras.Model:

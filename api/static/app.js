@@ -1,0 +1,585 @@
+// Browser front end of the ESRGAN job service: plain JS, no build step, no external resources.
+// The upload page works as a plain form POST without JS; this script takes the form over to add
+// drag-and-drop, upload progress, live job progress, the before/after comparison and recent jobs.
+"use strict";
+
+(() => {
+  const RECENT_KEY = "esrgan.recentJobs";
+  const RECENT_MAX = 20;
+  const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+  const POLL_MS = 600;
+  const STATUS_TEXT = {
+    queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", canceled: "Canceled",
+    expired: "Expired",
+  };
+
+  const ANNOUNCE = {
+    queued: "Job queued.", running: "Enhancing the image.", succeeded: "Done: the enhanced image is ready to download.",
+    failed: "The job failed.", canceled: "The job was canceled.",
+  };
+
+  const $ = (selector, root = document) => root.querySelector(selector);
+
+  // --- API ------------------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(message, code, status) {
+      super(message);
+      this.code = code;
+      this.status = status;
+    }
+  }
+
+  // The API answers errors as {"error": {"code", "message"}}; show its message as it is.
+  function apiError(status, text) {
+    try {
+      const body = JSON.parse(text);
+      if (body && body.error && body.error.message) {
+        return new ApiError(body.error.message, body.error.code, status);
+      }
+      if (body && typeof body.detail === "string") return new ApiError(body.detail, "error", status);
+    } catch (_) { /* not JSON: fall through */ }
+    return new ApiError(`The server answered ${status}${text ? ": " + text.slice(0, 200) : ""}`, "http", status);
+  }
+
+  async function api(path, options = {}) {
+    let response;
+    try {
+      response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+    } catch (_) {
+      throw new ApiError("Could not reach the server. Check your connection and try again.", "network", 0);
+    }
+    const text = await response.text();
+    if (!response.ok) throw apiError(response.status, text);
+    return text ? JSON.parse(text) : null;
+  }
+
+  // fetch() has no upload progress; XMLHttpRequest does.
+  function uploadJob(formData, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/v1/jobs");
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      });
+      xhr.addEventListener("load", () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          try { resolve(JSON.parse(xhr.responseText)); } catch (_) { reject(apiError(xhr.status, xhr.responseText)); }
+        } else {
+          reject(apiError(xhr.status, xhr.responseText));
+        }
+      });
+      xhr.addEventListener("error", () => reject(new ApiError("The upload failed: the server could not be reached.", "network", 0)));
+      xhr.addEventListener("abort", () => reject(new ApiError("The upload was aborted.", "aborted", 0)));
+      xhr.send(formData);
+    });
+  }
+
+  // --- formatting -----------------------------------------------------------------------------------
+
+  function formatBytes(bytes) {
+    if (bytes == null) return "";
+    const units = ["B", "KB", "MB", "GB"];
+    let value = bytes, unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+  }
+
+  function formatSeconds(seconds) {
+    if (seconds == null) return "";
+    if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+    if (seconds < 90) return `${seconds.toFixed(1)} s`;
+    return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  }
+
+  function formatAgo(iso) {
+    const then = Date.parse(iso);
+    if (Number.isNaN(then)) return "";
+    const seconds = Math.max(0, (Date.now() - then) / 1000);
+    if (seconds < 60) return "just now";
+    if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+    return new Date(then).toLocaleDateString();
+  }
+
+  const formatImage = (image) => image
+    ? [`${image.width} × ${image.height}`, (image.format || "").toUpperCase(), formatBytes(image.bytes)]
+      .filter(Boolean).join(" · ")
+    : "";
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value == null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    node.append(...children.filter((child) => child != null));
+    return node;
+  }
+
+  // --- recent jobs (this browser only: localStorage) -------------------------------------------------
+
+  const recent = {
+    load() {
+      try {
+        const list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+        return Array.isArray(list) ? list : [];
+      } catch (_) { return []; }
+    },
+    save(list) {
+      try { localStorage.setItem(RECENT_KEY, JSON.stringify(list.slice(0, RECENT_MAX))); } catch (_) { /* full or off */ }
+      renderRecent();
+    },
+    upsert(job) {
+      const entry = {
+        id: job.id, status: job.status, model: job.model, created_at: job.created_at,
+        name: (job.input && job.input.name) || job.id,
+      };
+      const list = this.load();
+      const index = list.findIndex((item) => item.id === job.id);
+      if (index >= 0) {
+        const old = list[index];
+        if (old.status === entry.status && old.model === entry.model) return;
+        list[index] = { ...old, ...entry };
+      } else {
+        list.unshift(entry);
+      }
+      this.save(list);
+    },
+    setStatus(id, status) {
+      const list = this.load();
+      const item = list.find((entry) => entry.id === id);
+      if (item && item.status !== status) { item.status = status; this.save(list); }
+    },
+    remove(id) { this.save(this.load().filter((item) => item.id !== id)); },
+  };
+
+  function renderRecent() {
+    const listNode = $("#recent");
+    if (!listNode) return;
+    const list = recent.load();
+    $("#recent-empty").hidden = list.length > 0;
+    $("#recent-clear").hidden = list.length === 0;
+    listNode.replaceChildren(...list.map((item) => {
+      const thumb = el("img", { class: "recent-thumb", alt: "", loading: "lazy", width: 48, height: 48,
+        src: item.status === "expired" ? null : `/v1/jobs/${encodeURIComponent(item.id)}/input` });
+      thumb.addEventListener("error", () => thumb.classList.add("is-missing"));
+      const forget = el("button", { type: "button", class: "btn btn-ghost btn-icon", "aria-label": `Remove ${item.name} from the list`, text: "×" });
+      forget.addEventListener("click", () => recent.remove(item.id));
+      return el("li", { class: "recent-item", "data-job-id": item.id },
+        thumb,
+        el("div", { class: "recent-main" },
+          el("a", { href: `/result/${encodeURIComponent(item.id)}`, class: "recent-name", text: item.name }),
+          el("div", { class: "hint", text: [item.model, formatAgo(item.created_at)].filter(Boolean).join(" · ") })),
+        el("span", { class: `badge badge-${item.status}`, text: STATUS_TEXT[item.status] || item.status }),
+        forget);
+    }));
+  }
+
+  // Statuses of unfinished jobs moved on while this page was closed: ask once on load.
+  async function refreshRecent() {
+    for (const item of recent.load().filter((entry) => !TERMINAL.has(entry.status) && entry.status !== "expired")) {
+      try {
+        recent.upsert(await api(`/v1/jobs/${encodeURIComponent(item.id)}`));
+      } catch (error) {
+        if (error.status === 404) recent.setStatus(item.id, "expired");
+      }
+    }
+  }
+
+  // --- one job: status, progress, comparison, actions ----------------------------------------------
+
+  const JOB_HTML = `
+    <div class="card-head">
+      <h2 class="job-title" id="job-title" tabindex="-1">Job</h2>
+      <span class="badge" data-ref="status"></span>
+    </div>
+    <dl class="meta" data-ref="meta"></dl>
+    <div class="progress-row" data-ref="progress-row">
+      <span class="progress-label" data-ref="progress-label" id="job-progress-label">Waiting in queue…</span>
+      <progress max="1" data-ref="progress" aria-labelledby="job-progress-label"></progress>
+    </div>
+    <p class="visually-hidden" role="status" data-ref="announce"></p>
+    <div class="alert alert-error" role="alert" data-ref="error" hidden></div>
+    <div class="alert alert-info" data-ref="notice" hidden></div>
+    <figure class="compare" data-ref="compare" hidden>
+      <div class="compare-frame" data-ref="frame">
+        <img class="compare-after" data-ref="after" alt="Enhanced image">
+        <img class="compare-before" data-ref="before" alt="Original image, scaled up by the browser">
+        <div class="compare-handle" aria-hidden="true"></div>
+        <span class="compare-tag compare-tag-before" aria-hidden="true">Before</span>
+        <span class="compare-tag compare-tag-after" aria-hidden="true">After</span>
+        <input type="range" class="compare-range" data-ref="range" min="0" max="100" value="50" step="1"
+               aria-label="Comparison: left of the handle the original, right the enhanced image">
+      </div>
+      <figcaption class="hint">Drag across the image or use the arrow keys to compare the original
+        (scaled up by the browser) with the enhanced image.</figcaption>
+    </figure>
+    <div class="actions">
+      <a class="btn btn-primary" data-ref="download" hidden download>Download</a>
+      <button type="button" class="btn" data-ref="cancel" hidden>Cancel job</button>
+      <a class="btn" data-ref="permalink" hidden>Open result page</a>
+      <button type="button" class="btn btn-danger" data-ref="delete" hidden>Delete job</button>
+    </div>`;
+
+  class JobView {
+    constructor(section, { showPermalink = false } = {}) {
+      this.section = section;
+      this.showPermalink = showPermalink;
+      this.job = null;
+      this.pollToken = 0;
+      section.innerHTML = JOB_HTML;
+      this.ref = {};
+      for (const node of section.querySelectorAll("[data-ref]")) this.ref[node.dataset.ref] = node;
+
+      const { range, frame, cancel } = this.ref;
+      range.addEventListener("input", () => frame.style.setProperty("--pos", `${range.value}%`));
+      frame.style.setProperty("--pos", `${range.value}%`);
+      cancel.addEventListener("click", () => this.cancel());
+      this.ref.delete.addEventListener("click", () => this.remove());
+    }
+
+    // Show a job and poll it until it finishes.
+    show(job) {
+      this.pollToken += 1;
+      this.lastKey = null;
+      this.ref.range.value = 50;
+      this.ref.frame.style.setProperty("--pos", "50%");
+      this.section.hidden = false;
+      this.render(job);
+      if (!TERMINAL.has(job.status)) this.poll(job.id, this.pollToken);
+    }
+
+    async load(id) {
+      this.section.hidden = false;
+      this.ref.status.textContent = "Loading…";
+      try {
+        const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+        recent.upsert(job);
+        this.show(job);
+      } catch (error) {
+        if (error.status === 404) recent.setStatus(id, "expired");
+        this.showError(error.message);
+      }
+    }
+
+    async poll(id, token) {
+      let failures = 0;
+      while (token === this.pollToken) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS * (failures ? Math.min(2 ** failures, 10) : 1)));
+        if (token !== this.pollToken) return;
+        try {
+          const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+          failures = 0;
+          if (token !== this.pollToken) return;
+          this.render(job);
+          if (TERMINAL.has(job.status)) return;
+        } catch (error) {
+          if (error.status === 404) {
+            recent.setStatus(id, "expired");
+            this.showError(error.message);
+            return;
+          }
+          failures += 1; // network blip or a restarting server: keep trying, slower
+        }
+      }
+    }
+
+    render(job) {
+      const { ref } = this;
+      const done = TERMINAL.has(job.status);
+      // Screen readers hear status changes only, not every poll.
+      if (!this.job || this.job.id !== job.id || this.job.status !== job.status) {
+        ref.announce.textContent = ANNOUNCE[job.status] || "";
+      }
+      this.job = job;
+      recent.upsert(job);
+      this.section.dataset.status = job.status;
+      this.section.dataset.jobId = job.id;
+      ref.status.className = `badge badge-${job.status}`;
+      ref.status.textContent = STATUS_TEXT[job.status] || job.status;
+      this.section.querySelector(".job-title").textContent = (job.input && job.input.name) || `Job ${job.id}`;
+
+      const rows = [
+        ["Model", job.model],
+        ["Input", formatImage(job.input)],
+        ["Output", formatImage(job.output)],
+        ["Waited", formatSeconds(job.queue_seconds)],
+        ["Processing", formatSeconds(job.processing_seconds)],
+      ].filter(([, value]) => value);
+      ref.meta.replaceChildren(...rows.map(([name, value]) => el("div", {}, el("dt", { text: name }), el("dd", { text: value }))));
+
+      // Progress: indeterminate while queued; tiles done while running.
+      ref["progress-row"].hidden = done;
+      const progress = job.progress || {};
+      if (job.status === "running" && progress.total) {
+        ref.progress.value = progress.fraction ?? progress.done / progress.total;
+        ref["progress-label"].textContent = `Enhancing… ${progress.done} of ${progress.total} tiles`;
+      } else {
+        ref.progress.removeAttribute("value");
+        ref["progress-label"].textContent = job.status === "running" ? "Enhancing…" : "Waiting in queue…";
+      }
+
+      ref.error.hidden = job.status !== "failed";
+      if (job.status === "failed") ref.error.textContent = (job.error && job.error.message) || "The job failed.";
+      ref.notice.hidden = job.status !== "canceled";
+      if (job.status === "canceled") ref.notice.textContent = "This job was canceled.";
+
+      const succeeded = job.status === "succeeded" && job.output;
+      ref.compare.hidden = !succeeded;
+      ref.download.hidden = !succeeded;
+      if (succeeded) this.showComparison(job);
+      ref.cancel.hidden = done;
+      ref.cancel.disabled = false;
+      ref.delete.hidden = !done;
+      ref.permalink.hidden = !this.showPermalink;
+      ref.permalink.href = `/result/${encodeURIComponent(job.id)}`;
+    }
+
+    showComparison(job) {
+      const { ref } = this;
+      const key = `${job.id}:${job.output.url}`;
+      if (this.lastKey === key) return; // do not reload the images on every render
+      this.lastKey = key;
+      ref.frame.style.setProperty("--ar", `${job.output.width} / ${job.output.height}`);
+      ref.frame.style.setProperty("--ar-num", String(job.output.width / job.output.height));
+      ref.before.src = job.input.url;
+      ref.after.src = job.output.url;
+      ref.after.width = job.output.width;
+      ref.after.height = job.output.height;
+      ref.download.href = job.output.url;
+      ref.download.textContent = `Download ${(job.output.format || "").toUpperCase()} (${formatBytes(job.output.bytes)})`;
+    }
+
+    showError(message) {
+      this.section.hidden = false;
+      this.section.dataset.status = "error";
+      this.ref.status.className = "badge badge-failed";
+      this.ref.status.textContent = "Error";
+      this.ref.error.textContent = message;
+      this.ref.error.hidden = false;
+      for (const name of ["progress-row", "compare", "download", "cancel", "delete", "permalink", "notice"]) this.ref[name].hidden = true;
+    }
+
+    async cancel() {
+      if (!this.job) return;
+      this.ref.cancel.disabled = true;
+      try {
+        const job = await api(`/v1/jobs/${encodeURIComponent(this.job.id)}/cancel`, { method: "POST" });
+        if (job && job.id) this.render(job);
+      } catch (error) {
+        this.ref.cancel.disabled = false;
+        this.ref.error.textContent = error.message;
+        this.ref.error.hidden = false;
+      }
+    }
+
+    async remove() {
+      if (!this.job) return;
+      const id = this.job.id;
+      try {
+        await api(`/v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+      } catch (error) {
+        if (error.status !== 404) {
+          this.ref.error.textContent = error.message;
+          this.ref.error.hidden = false;
+          return;
+        }
+      }
+      this.pollToken += 1;
+      recent.remove(id);
+      this.section.hidden = true;
+      this.job = null;
+    }
+  }
+
+  // --- the upload page --------------------------------------------------------------------------------
+
+  function setupUploadPage() {
+    const form = $("#upload-form");
+    const fileInput = $("#image");
+    const dropzone = $("#dropzone");
+    const modelSelect = $("#model");
+    const scaleSelect = $("#scale");
+    const formatSelect = $("#format");
+    const strength = $("#strength");
+    const quality = $("#quality");
+    const formError = $("#form-error");
+    const submit = $("#submit");
+    const jobView = new JobView($("#job"), { showPermalink: true });
+    let models = [];
+    let strengthModel = null;
+
+    form.noValidate = true; // we show our own messages
+
+    function showFormError(message) {
+      formError.textContent = message;
+      formError.hidden = !message;
+    }
+
+    // File choice: picker, drag-and-drop, preview with dimensions.
+    function showFile() {
+      const file = fileInput.files[0];
+      const preview = $("#file-preview");
+      showFormError("");
+      dropzone.classList.toggle("has-file", Boolean(file));
+      preview.hidden = !file;
+      if (!file) return;
+      $("#file-name").textContent = file.name;
+      $("#file-info").textContent = formatBytes(file.size);
+      const thumb = $("#file-thumb");
+      if (thumb.src) URL.revokeObjectURL(thumb.src);
+      thumb.classList.remove("is-missing");
+      thumb.onload = () => {
+        $("#file-info").textContent = `${thumb.naturalWidth} × ${thumb.naturalHeight} · ${formatBytes(file.size)}`;
+      };
+      // e.g. TIFF: the browser cannot show it, the server can still read it
+      thumb.onerror = () => thumb.classList.add("is-missing");
+      thumb.src = URL.createObjectURL(file);
+    }
+    fileInput.addEventListener("change", showFile);
+    $("#file-clear").addEventListener("click", () => { fileInput.value = ""; showFile(); fileInput.click(); });
+
+    for (const type of ["dragenter", "dragover"]) {
+      dropzone.addEventListener(type, (event) => { event.preventDefault(); dropzone.classList.add("is-dragging"); });
+    }
+    for (const type of ["dragleave", "dragend"]) {
+      dropzone.addEventListener(type, (event) => {
+        if (!dropzone.contains(event.relatedTarget)) dropzone.classList.remove("is-dragging");
+      });
+    }
+    dropzone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      dropzone.classList.remove("is-dragging");
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        fileInput.files = event.dataTransfer.files;
+        showFile();
+      }
+    });
+    // A file dropped outside the drop zone would make the browser navigate away to it.
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+
+    // Models, scale and the strength slider for models that have one.
+    function effectiveModel() {
+      const scale = Number(scaleSelect.value);
+      return models.find((m) => m.name === modelSelect.value)
+        || models.find((m) => m.default && m.scale === scale)
+        || null;
+    }
+
+    function updateModelFields() {
+      const model = effectiveModel();
+      $("#model-hint").textContent = model
+        ? `${modelSelect.value ? "" : `${model.name}: `}${model.description || model.arch || ""}`.trim()
+        : "";
+      const hasStrength = Boolean(model && model.strength);
+      $("#strength-field").hidden = !hasStrength;
+      strength.disabled = !hasStrength;
+      if (hasStrength && strengthModel !== model.name) {
+        strength.value = model.strength.default ?? 1;
+        strengthModel = model.name;
+      }
+      $("#strength-value").textContent = Number(strength.value).toFixed(2);
+    }
+
+    async function loadModels() {
+      try {
+        models = await api("/v1/models");
+      } catch (error) {
+        $("#model-hint").textContent = `Could not load the model list (${error.message}); the server's default is used.`;
+        return;
+      }
+      for (const model of models) {
+        const label = `${model.name} · ${model.scale}×${model.default ? " (default)" : ""}`;
+        modelSelect.append(el("option", { value: model.name, text: label }));
+      }
+      modelSelect.disabled = models.length === 0;
+      const scales = new Set(models.map((m) => m.scale));
+      if (scales.size && !scales.has(Number(scaleSelect.value))) scaleSelect.value = String(Math.max(...scales));
+      updateModelFields();
+    }
+
+    modelSelect.addEventListener("change", () => {
+      const model = models.find((m) => m.name === modelSelect.value);
+      if (model) scaleSelect.value = String(model.scale);
+      updateModelFields();
+    });
+    scaleSelect.addEventListener("change", () => {
+      const model = models.find((m) => m.name === modelSelect.value);
+      if (model && model.scale !== Number(scaleSelect.value)) modelSelect.value = "";
+      updateModelFields();
+    });
+    strength.addEventListener("input", () => { $("#strength-value").textContent = Number(strength.value).toFixed(2); });
+
+    function updateQuality() {
+      const lossy = ["jpg", "webp"].includes(formatSelect.value);
+      $("#quality-field").hidden = !lossy;
+      quality.disabled = !lossy;
+    }
+    formatSelect.addEventListener("change", updateQuality);
+    quality.addEventListener("input", () => { $("#quality-value").textContent = quality.value; });
+    updateQuality();
+
+    // Upload with progress, then follow the job.
+    const progressRow = $("#upload-progress-row");
+    const progressBar = $("#upload-progress");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!fileInput.files.length) {
+        showFormError("Choose an image first.");
+        fileInput.focus();
+        return;
+      }
+      const data = new FormData(form);
+      for (const [name, value] of [...data.entries()]) {
+        if (value === "") data.delete(name); // empty optional fields: let the server choose
+      }
+      showFormError("");
+      submit.disabled = true;
+      progressRow.hidden = false;
+      progressBar.value = 0;
+      $("#upload-label").textContent = "Uploading…";
+      try {
+        const job = await uploadJob(data, (fraction) => {
+          progressBar.value = Math.round(fraction * 100);
+          $("#upload-label").textContent = fraction < 1 ? `Uploading… ${Math.round(fraction * 100)}%` : "Uploaded, creating job…";
+        });
+        progressBar.value = 100;
+        recent.upsert(job);
+        jobView.show(job);
+        jobView.section.scrollIntoView({ behavior: "smooth", block: "start" });
+        jobView.section.querySelector(".job-title").focus({ preventScroll: true });
+      } catch (error) {
+        showFormError(error.message);
+      } finally {
+        submit.disabled = false;
+        progressRow.hidden = true;
+      }
+    });
+
+    loadModels();
+  }
+
+  // --- start --------------------------------------------------------------------------------------------
+
+  function init() {
+    const clear = $("#recent-clear");
+    if (clear) clear.addEventListener("click", () => recent.save([]));
+    renderRecent();
+    refreshRecent();
+    window.addEventListener("storage", (event) => { if (event.key === RECENT_KEY) renderRecent(); });
+
+    if (document.body.dataset.page === "upload") {
+      setupUploadPage();
+    } else if (document.body.dataset.page === "result") {
+      const id = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+      new JobView($("#job")).load(id);
+    }
+  }
+
+  init();
+})();

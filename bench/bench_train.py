@@ -1,0 +1,67 @@
+"""Training throughput: input-pipeline batches/s (bicubic and realworld LR) and generator steps/s.
+
+Usage: python bench/bench_train.py DATA_DIR [--scale 4 --crop 96 --batch 16 --blocks 6 --feat 32 --grow 16 --steps 20]
+Prints one line per measurement. The first batches/steps (tracing, warm-up) are not timed.
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def rate(iterator, n: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(n):
+        next(iterator)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--crop", type=int, default=96)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--blocks", type=int, default=6)
+    ap.add_argument("--feat", type=int, default=32)
+    ap.add_argument("--grow", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+
+    import tensorflow as tf
+
+    from training.config import TrainConfig
+    from training.data import make_dataset
+
+    for degradation in ("bicubic", "realworld"):
+        ds = make_dataset(args.data, scale=args.scale, crop=args.crop, batch_size=args.batch, degradation=degradation)
+        r = rate(iter(ds), 20)
+        print(f"pipeline {degradation:9s}: {r:6.2f} batches/s ({r * args.batch:7.1f} patches/s), "
+              f"batch {args.batch}x{args.crop}px, {tf.config.threading.get_inter_op_parallelism_threads() or 'all'} threads")
+
+    # Steps/s of the real training loop: train() for 2 and for N steps; the difference removes start-up
+    # and tracing.
+    from training.train import train
+
+    seconds = {}
+    for steps in (2, args.steps):
+        with tempfile.TemporaryDirectory() as out:
+            cfg = TrainConfig(data=args.data, out=out, name="bench", scale=args.scale, hr_crop=args.crop,
+                              batch_size=args.batch, num_block=args.blocks, num_feat=args.feat,
+                              num_grow_ch=args.grow, steps=steps, checkpoint_every=10**9, log_every=10**9,
+                              progress=False)
+            start = time.perf_counter()
+            train(cfg)
+            seconds[steps] = time.perf_counter() - start
+    r = (args.steps - 2) / (seconds[args.steps] - seconds[2])
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    print(f"train psnr stage: {r:.3f} steps/s ({r * args.batch:.1f} patches/s), RRDBNet {args.blocks}/{args.feat}/"
+          f"{args.grow} x{args.scale}, batch {args.batch}x{args.crop}px, {device}")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The knobs of ``esrgan train`` and ``esrgan prepare``, one dataclass each. Free of TensorFlow so
+that the CLI can build its options from them without slowing ``esrgan --help``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class PrepareConfig:
+    src: str
+    out: str
+    scale: int = 4
+    resize: float = 1.0  # applied to every source image first (e.g. 0.5 to tame JPEG noise)
+    crops: int = 0  # augmented patch pairs per image; 0 = none
+    crop: int = 128  # HR patch side (a multiple of scale)
+    min_scaling: float = 0.6  # random rescale of each image in [min_scaling, 1] before cropping
+    seed: int = 0
+
+
+STAGES = ("psnr", "gan")
+PERCEPTUAL = ("vgg", "feature-matching")
+
+
+@dataclass
+class TrainConfig:
+    # what and where
+    stage: str = "psnr"  # psnr | gan
+    data: str = ""  # folder of HR images (any size), or the HR half of paired folders
+    lr_data: str | None = None  # paired mode: folder of LR images with the HR folder's file names
+    degradation: str = "bicubic"  # bicubic (benchmark "BI") | realworld (blur, noise, JPEG)
+    out: str = "runs/esrgan"  # checkpoints, TensorBoard logs, config.json, exported artifact
+    name: str = "rrdbnet-x4"  # exported artifact name
+    init: str | None = None  # gan stage: the stage-1 artifact folder to start from
+    val: str | None = None  # folder with HR/ and LR/ to score during training and in the manifest
+    # generator
+    scale: int = 4
+    num_block: int = 6
+    num_feat: int = 32
+    num_grow_ch: int = 16
+    # optimisation
+    steps: int = 100_000
+    batch_size: int = 16
+    hr_crop: int = 128  # HR patch side; the discriminator needs a multiple of 32
+    lr: float | None = None  # default: 2e-4 (psnr) / 1e-4 (gan), as ESRGAN
+    lr_min_ratio: float = 0.01  # cosine decay to lr * this
+    beta1: float = 0.9
+    beta2: float = 0.99
+    ema_decay: float = 0.999
+    # stage 2 (ESRGAN weights)
+    l1_weight: float | None = None  # default: 1 (psnr) / 1e-2 (gan)
+    perceptual: str = "vgg"  # vgg | feature-matching
+    perceptual_weight: float = 1.0
+    adversarial_weight: float = 5e-3
+    vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path
+    d_num_feat: int = 64
+    # bookkeeping
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    val_every: int = 0  # 0 = only at the end
+    seed: int = 0
+    mixed_precision: bool = False
+    multi_gpu: bool = False  # tf.distribute.MirroredStrategy over all visible GPUs
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.perceptual not in PERCEPTUAL:
+            raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
+        gan = self.stage == "gan"
+        self.lr = self.lr if self.lr is not None else (1e-4 if gan else 2e-4)
+        self.l1_weight = self.l1_weight if self.l1_weight is not None else (1e-2 if gan else 1.0)
+        if gan and self.hr_crop % 32:
+            raise ValueError(f"the gan stage needs --hr-crop a multiple of 32, got {self.hr_crop}")
+        if self.hr_crop % self.scale:
+            raise ValueError(f"--hr-crop {self.hr_crop} must be a multiple of the scale {self.scale}")
+        for folder in (self.data, self.lr_data):
+            if folder is not None and not Path(folder).is_dir():
+                raise ValueError(f"{folder or '(none given)'}: not a folder of images")
+        if gan and not self.init:
+            raise ValueError("the gan stage starts from stage-1 weights: give --init PSNR_ARTIFACT")
+
+    @property
+    def generator_params(self) -> dict:
+        return dict(scale=self.scale, num_block=self.num_block, num_feat=self.num_feat, num_grow_ch=self.num_grow_ch)
