@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--depth", type=int, default=20, help="max_queue_depth of the back-pressure API")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--rounds", type=int, default=2, help="load rounds (RSS after each: flat or growing?)")
     ap.add_argument("--models-dir", type=Path, default=SHIPPED_MODELS_DIR)
     args = ap.parse_args()
 
@@ -125,18 +126,23 @@ def main() -> None:
         rss_start = rss_mb(api.pid)
         asyncio.run(load(stack.base_url, 20, 20, args.timeout))  # warm-up
         rss_warm = rss_mb(api.pid)
-        tally, seconds = asyncio.run(load(stack.base_url, args.jobs, args.concurrency, args.timeout))
-        rss_end = rss_mb(api.pid)
-        requests = len(tally.upload) + len(tally.poll)
-        print(f"\n== load: {args.jobs} jobs (32x32 PNG -> x4), {args.concurrency} concurrent clients ==")
-        print(f"wall {seconds:.1f} s: {requests / seconds:.0f} requests/s, "
-              f"{tally.final.get('succeeded', 0) / seconds * 60:.0f} jobs/min")
-        print(f"upload  {pct(tally.upload)}")
-        print(f"poll    {pct(tally.poll)}")
-        print(f"HTTP statuses {dict(sorted(tally.status.items()))}; 5xx: {tally.server_errors}")
-        print(f"job outcomes {tally.final}; lost: {tally.final.get('lost', 0)}")
-        print(f"API RSS: {rss_start:.0f} MB at start, {rss_warm:.0f} MB after warm-up, {rss_end:.0f} MB after "
-              f"{requests} requests ({(rss_end - rss_warm) * 1024 / requests:+.2f} kB/request)")
+        tally = Tally()
+        for round_ in range(1, args.rounds + 1):
+            tally, seconds = asyncio.run(load(stack.base_url, args.jobs, args.concurrency, args.timeout))
+            rss_end = rss_mb(api.pid)
+            requests = len(tally.upload) + len(tally.poll)
+            print(f"\n== load round {round_}: {args.jobs} jobs (32x32 PNG -> x4), {args.concurrency} concurrent "
+                  "clients ==")
+            print(f"wall {seconds:.1f} s: {requests / seconds:.0f} requests/s, "
+                  f"{tally.final.get('succeeded', 0) / seconds * 60:.0f} jobs/min")
+            print(f"upload  {pct(tally.upload)}")
+            print(f"poll    {pct(tally.poll)}")
+            print(f"HTTP statuses {dict(sorted(tally.status.items()))}; 5xx: {tally.server_errors}")
+            print(f"job outcomes {tally.final}; lost: {tally.final.get('lost', 0)}")
+            print(f"API RSS: {rss_start:.0f} MB at start, {rss_warm:.0f} MB after warm-up, {rss_end:.0f} MB now "
+                  f"({(rss_end - rss_warm) * 1024 / requests / round_:+.2f} kB/request since warm-up)")
+            if tally.server_errors or tally.final.get("lost"):
+                break
 
         # Back-pressure: nobody consumes this queue, so it only grows, until the depth limit.
         pressure = ServiceStack(Path(tmp) / "bp", args.models_dir, queue="nobody", max_queue_depth=args.depth)
