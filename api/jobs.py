@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from model.errors import LimitExceeded, ESRGANError
-from model.imageio import probe
-from worker.celery_app import enqueue, queue_depth
+from model.imageio import ImageInfo, probe
+from worker.celery_app import enqueue
 from worker.jobs import SUCCEEDED, Job, new_job_id, seconds_between
 from worker.storage import GENERATED, MEDIA_TYPES, UPLOADS, EXTENSIONS
 
@@ -63,12 +63,20 @@ def submit(ctx: Context, who: str, upload: UploadFile, req: Requested, idempoten
     manifest, options = check(settings, info, req)
 
     retry_after = {"Retry-After": str(settings.queue_retry_after)}
-    if queue_depth(store.r, settings.queue) >= settings.max_queue_depth:
-        raise APIError(429, "queue_full", "the job queue is full; try again later", retry_after)
     if ctx.api_keys and store.in_flight(who) >= settings.max_jobs_in_flight_per_key:
         raise APIError(429, "too_many_jobs", f"this API key already has {settings.max_jobs_in_flight_per_key} "
                        "jobs queued or running; wait for one to finish", retry_after)
+    if not store.admit(settings.queue, settings.max_queue_depth):
+        raise APIError(429, "queue_full", "the job queue is full; try again later", retry_after)
+    try:
+        return _store_and_enqueue(ctx, who, upload, data, info, manifest, options, idempotency_key)
+    finally:
+        store.admitted(settings.queue)
 
+
+def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo, manifest,
+                       options: dict, idempotency_key: str | None) -> Job:
+    settings, store = ctx.settings, ctx.store
     job_id = new_job_id()
     if idempotency_key:
         winner = store.claim_idempotency_key(who, idempotency_key, job_id)

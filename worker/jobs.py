@@ -65,6 +65,17 @@ return {'run', n}
 """
 
 
+# Admission under back-pressure, atomic so a burst of uploads cannot overshoot the depth: waiting
+# messages plus uploads admitted but not yet enqueued. KEYS[1] queue list, KEYS[2] admitting counter.
+# ARGV: depth, counter TTL (a crashed API's admissions expire). Returns 1 admitted, 0 full.
+_ADMIT = """
+local n = redis.call('LLEN', KEYS[1]) + math.max(0, tonumber(redis.call('GET', KEYS[2]) or '0'))
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
 class JobGone(Exception):
     """The job record no longer exists (deleted, or expired)."""
 
@@ -150,6 +161,7 @@ class JobStore:
         self.r = client or connect(settings, wait)
         self._transition = self.r.register_script(_TRANSITION)
         self._begin = self.r.register_script(_BEGIN)
+        self._admit = self.r.register_script(_ADMIT)
 
     # --- keys ---------------------------------------------------------------------------------
     @staticmethod
@@ -171,6 +183,14 @@ class JobStore:
 
     def cancel_requested(self, job_id: str) -> bool:
         return self.r.hget(self.key(job_id), "cancel") == "1"
+
+    def admit(self, queue: str, depth: int) -> bool:
+        """Take a place in ``queue`` if it holds fewer than ``depth`` jobs; give it back with
+        ``admitted`` once the job is enqueued (or was not)."""
+        return bool(self._admit(keys=[queue, f"{PREFIX}admitting:{queue}"], args=[depth, 60]))
+
+    def admitted(self, queue: str) -> None:
+        self.r.decr(f"{PREFIX}admitting:{queue}")
 
     def in_flight(self, owner: str) -> int:
         return self.r.scard(self.inflight_key(owner))
