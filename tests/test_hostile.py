@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 import httpx
@@ -178,6 +179,31 @@ def test_one_key_cannot_reach_another_keys_jobs(keyed):
             assert c.request(method, f"/v1/jobs/{job_id}{suffix}", headers=beta).status_code == 404
         assert c.get(f"/v1/jobs/{job_id}", headers=alpha).json()["status"] == "queued"  # untouched by beta
         assert c.delete(f"/v1/jobs/{job_id}", headers=alpha).status_code == 204
+
+
+# --- back-pressure ---------------------------------------------------------------------------------------
+
+def test_burst_over_the_queue_depth_gets_429_and_the_queue_stops_at_the_depth(stack):
+    """40 uploads at once against a queue nobody consumes, depth 10: exactly 10 are queued (admission is
+    atomic, so a burst cannot overshoot), the rest get 429 with Retry-After."""
+    burst = ServiceStack(stack.root / "burst", stack.env["ESRGAN_MODELS_DIR"], queue="burst", max_queue_depth=10,
+                         queue_retry_after=7, **LIMITS)
+    burst.redis_port = stack.redis_port
+    burst.env.update(REDIS_URL=stack.redis_url)
+    burst.start_api()
+    try:
+        image = png_bytes(16, 16)
+        with burst.client(limits=httpx.Limits(max_connections=40)) as c, ThreadPoolExecutor(40) as pool:
+            answers = list(pool.map(lambda _: c.post("/v1/jobs", files={"image": ("b.png", image)}), range(40)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [202] * 10 + [429] * 30, codes
+        for r in answers:
+            if r.status_code == 429:
+                assert r.headers["retry-after"] == "7" and r.json()["error"]["code"] == "queue_full"
+        assert stack.redis.llen("burst") == 10
+        assert int(stack.redis.get("esrgan:admitting:burst") or 0) == 0  # every admission given back
+    finally:
+        burst.stop_api()
 
 
 # --- bodies over the limit ------------------------------------------------------------------------------
