@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     up.add_argument("--height", type=int, help="exact output height")
     up.add_argument("--tile", type=int, help="tile size in input pixels; 0 = one pass (default: automatic)")
     up.add_argument("--strength", type=float, help="0 = smooth (PSNR) .. 1 = sharp (GAN), for models that have both")
+    up.add_argument("--ensemble", action="store_true",
+                    help="self-ensemble: average the outputs for 8 flips/rotations (~+0.1 dB, 8x the time)")
     up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
                     help="output format (default: the input's; BMP becomes PNG)")
     up.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
@@ -115,7 +117,8 @@ def upscale_one(job: Job, upscaler, args, settings: Settings, written: dict[Path
     size = (args.width, args.height) if args.width or args.height else None
     width, height = upscaler.output_size(decoded.info.width, decoded.info.height, outscale=args.outscale, size=size)
     imageio.check_output_size(width, height, settings.max_output_pixels)
-    pixels = upscaler.upscale(decoded.pixels, outscale=args.outscale, size=size, tile=args.tile, progress=progress)
+    pixels = upscaler.upscale(decoded.pixels, outscale=args.outscale, size=size, tile=args.tile,
+                              progress=progress, ensemble=args.ensemble)
     imageio.write_image(target, pixels, fmt, quality=args.quality, icc_profile=decoded.icc_profile)
     written[target] = job.source
     return target

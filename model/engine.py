@@ -84,8 +84,12 @@ class Upscaler:
 
     def upscale(self, image: np.ndarray, *, outscale: float | None = None,
                 size: tuple[int | None, int | None] | None = None, tile: int | None = None,
-                progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
-        """Upscale HxW, HxWx1..4 uint8/uint16/float image; the result has the same layout and dtype."""
+                progress: Progress | None = None, cancel: Cancel | None = None,
+                ensemble: bool = False) -> np.ndarray:
+        """Upscale HxW, HxWx1..4 uint8/uint16/float image; the result has the same layout and dtype.
+
+        ``ensemble`` averages the outputs for the 8 flips/rotations of the input (self-ensemble, as EDSR+):
+        about +0.1 dB PSNR for 8x the time and a float32 output-sized buffer."""
         image = np.asarray(image)
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
             raise InvalidOption(f"expected an HxW or HxWxC (C<=4) image, got shape {image.shape}")
@@ -101,7 +105,11 @@ class Upscaler:
         colour, alpha = (planes[:, :, :1], planes[:, :, 1:2]) if gray else (planes[:, :, :3], planes[:, :, 3:])
         if gray:
             colour = np.repeat(colour, 3, axis=2)
-        out = self._network(colour, tile if tile is not None else self.tile, progress, cancel, gray)
+        tile = tile if tile is not None else self.tile
+        if ensemble:
+            out = self._ensemble(colour, tile, progress, cancel, gray)
+        else:
+            out = self._network(colour, tile, progress, cancel, gray)
         native = (w * self.scale, h * self.scale)
         if alpha.shape[2]:
             # Alpha is not a photo: a plain high-quality resize keeps edges clean and costs nothing.
@@ -115,19 +123,36 @@ class Upscaler:
             out = out[:, :, None]
         return out
 
+    def _ensemble(self, rgb: np.ndarray, tile: int | None, progress: Progress | None,
+                  cancel: Cancel | None, gray: bool) -> np.ndarray:
+        acc = None
+        for k in range(8):
+            rot, flip = k % 4, k >= 4
+
+            def sub_progress(done, total, k=k):
+                if progress:
+                    progress(k * total + done, 8 * total)
+
+            x = np.rot90(rgb[:, ::-1] if flip else rgb, rot)
+            y = np.rot90(self._network(np.ascontiguousarray(x), tile, sub_progress, cancel, gray, as_float=True), -rot)
+            y = y[:, ::-1] if flip else y
+            acc = y.astype(np.float32) if acc is None else acc + y
+        peak, mean = _peak(rgb.dtype), acc / 8
+        return mean.astype(np.float32) if peak == 1.0 else np.rint(mean * peak).astype(rgb.dtype)
+
     def _network(self, rgb: np.ndarray, tile: int | None, progress: Progress | None,
-                 cancel: Cancel | None, gray: bool) -> np.ndarray:
+                 cancel: Cancel | None, gray: bool, as_float: bool = False) -> np.ndarray:
         """Run the generator over ``rgb`` in tiles, writing each tile's centre straight into the output
         (in the input's dtype, so the only image-sized buffers are the input and the output)."""
-        dtype = rgb.dtype
-        peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
+        dtype, peak = rgb.dtype, _peak(rgb.dtype)
         h, w = rgb.shape[:2]
         m, s = self.multiple, self.scale
         ph, pw = _round_up(h, m) - h, _round_up(w, m) - w
         if ph or pw:  # pixel-unshuffle needs even sizes; mirror-pad and crop afterwards
             rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
         H, W = rgb.shape[:2]
-        out = np.empty((H * s, W * s) if gray else (H * s, W * s, 3), dtype=np.float32 if peak == 1.0 else dtype)
+        float_out = as_float or peak == 1.0
+        out = np.empty((H * s, W * s) if gray else (H * s, W * s, 3), dtype=np.float32 if float_out else dtype)
 
         tile = self.auto_tile() if tile is None else int(tile)
         if tile < 0:
@@ -137,7 +162,7 @@ class Upscaler:
 
         def store(y0, y1, x0, x1, sr):
             sr = sr.mean(axis=2) if gray else sr
-            out[y0 * s:y1 * s, x0 * s:x1 * s] = sr if peak == 1.0 else np.rint(sr * peak)
+            out[y0 * s:y1 * s, x0 * s:x1 * s] = sr if float_out else np.rint(sr * peak)
 
         for done, box in enumerate(boxes):
             if cancel is not None and (cancel.is_set() if isinstance(cancel, threading.Event) else cancel()):
@@ -163,6 +188,11 @@ class Upscaler:
                 self._region(rgb, sub, peak, store)
             return
         store(y0, y1, x0, x1, sr[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s])
+
+
+def _peak(dtype) -> float:
+    """The value that means full intensity: 255 for 8 bit, 65535 for 16 bit, 1.0 for floats."""
+    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
 
 def _round_up(v: int, m: int) -> int:

@@ -112,3 +112,15 @@ def test_models_lists_name_scale_arch_params_metrics(tmp_path, models_dir):
     empty.mkdir()
     run = esrgan("models", "--models-dir", empty)
     assert run.returncode == 0 and f"no models in {empty}" in run.stderr
+
+
+def test_self_ensemble_option_matches_the_engine(tmp_path, models_dir):
+    from model.engine import Upscaler
+
+    img = pattern(12, 14)
+    src = imageio.write_image(tmp_path / "in.png", img)
+    run = esrgan("upscale", src, "-o", tmp_path / "ens.png", "--models-dir", models_dir, "--ensemble")
+    assert run.returncode == 0, run.stderr
+    got = imageio.read_image(tmp_path / "ens.png").pixels.astype(int)
+    want = Upscaler.from_artifact(models_dir / "tiny-x4").upscale(img, ensemble=True).astype(int)
+    assert got.shape == (48, 56, 3) and np.abs(got - want).max() <= 1

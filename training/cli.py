@@ -38,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--scale", type=int, required=True)
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--strength", type=float, help="interpolation strength (interpolated models only)")
+    p.add_argument("--ensemble", action="store_true", help="self-ensemble: average the 8 flips/rotations (8x time)")
     p.add_argument("--models-dir", help="models folder (default: settings' ESRGAN_MODELS_DIR)")
     p.set_defaults(func=_run(_eval))
 
@@ -126,7 +127,7 @@ def _eval(args) -> int:
         folder = Path(args.model)
     else:
         folder, _ = find_model(_models_dir(args), args.model)
-    result = evaluate(engine_upscale(folder, args.strength), args.data, args.scale, progress=sys.stderr.isatty())
+    result = evaluate(engine_upscale(folder, args.strength, args.ensemble), args.data, args.scale, progress=sys.stderr.isatty())
     result["model"] = folder.name
     print(format_table(result, folder.name))
     if args.json:

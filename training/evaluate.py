@@ -44,11 +44,13 @@ def keras_upscale(model) -> Upscale:
     return run
 
 
-def engine_upscale(folder: Path | str, strength: float | None = None) -> Upscale:
+def engine_upscale(folder: Path | str, strength: float | None = None, ensemble: bool = False) -> Upscale:
     """The artifact run the way users run it: the inference engine, one pass (no tiling)."""
+    from functools import partial
+
     from model.engine import Upscaler
 
-    return Upscaler.from_artifact(folder, strength=strength, tile=0).upscale
+    return partial(Upscaler.from_artifact(folder, strength=strength, tile=0).upscale, ensemble=ensemble)
 
 
 def evaluate(upscale: Upscale, data_dir: Path | str, scale: int, progress: bool = False) -> dict:

@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=420, help="wall-clock budget of the schedule")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = time only)")
     ap.add_argument("--rescales", default="1.0,0.8,0.6")
+    ap.add_argument("--init", type=Path, help="start from this checkpoint (its params and params_ema): fine-tuning")
+    ap.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warm-up")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -172,7 +174,12 @@ def main(argv=None) -> int:
     model = RRDBNet(args.scale, args.num_block, args.num_feat, args.num_grow_ch).to(device)
     model = model.to(memory_format=torch.channels_last)
     ema = RRDBNet(args.scale, args.num_block, args.num_feat, args.num_grow_ch).to(device)
-    ema.load_state_dict(model.state_dict())
+    if args.init:
+        state = torch.load(args.init, map_location=device, weights_only=True)
+        model.load_state_dict(state["params"])
+        ema.load_state_dict(state["params_ema"])
+    else:
+        ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
 
@@ -182,7 +189,7 @@ def main(argv=None) -> int:
         if frac >= 1 or (args.max_steps and step >= args.max_steps):
             break
         # Short warm-up, then cosine decay to 1% over the time budget.
-        lr = args.lr * min(1.0, (step + 1) / 500) * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = args.lr * min(1.0, (step + 1) / max(args.warmup, 1)) * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = sample_batch(pairs, weights, args.batch, args.patch, args.scale, gen)
@@ -191,7 +198,7 @@ def main(argv=None) -> int:
         loss.backward()
         opt.step()
         with torch.no_grad():
-            decay = min(args.ema, (1 + step) / (10 + step))
+            decay = args.ema if args.init else min(args.ema, (1 + step) / (10 + step))
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(pm, 1 - decay)
         losses.append(loss.detach())
