@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from .errors import ArtifactError, ModelNotFound
+from .errors import ArtifactError, InvalidOption, ModelNotFound
 
 if TYPE_CHECKING:
     import keras
@@ -182,16 +182,20 @@ def interpolate(gan: dict[str, np.ndarray], psnr: dict[str, np.ndarray], strengt
     return {k: strength * gan[k] + (1.0 - strength) * psnr[k] for k in gan}
 
 
-def load_keras_model(folder: Path | str, manifest: Manifest | None = None, strength: float | None = None) -> "keras.Model":
+def load_keras_model(folder: Path | str, manifest: Manifest | None = None, strength: float | None = None,
+                     precision: str = "float32") -> "keras.Model":
     """Build the manifest's architecture and load its (optionally interpolated) weights."""
-    from .archs import build_generator
+    from .archs import PRECISIONS, build_generator
+
+    if precision not in PRECISIONS:
+        raise InvalidOption(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     manifest = manifest or read_manifest(folder)
     weights = read_weights(folder, manifest.weights)
     if strength is not None and manifest.interpolation is not None:
         weights = interpolate(weights, read_weights(folder, manifest.interpolation.psnr), float(strength))
     try:
-        model = build_generator(manifest.arch, manifest.params)
+        model = build_generator(manifest.arch, manifest.params, precision)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder}: manifest architecture {manifest.arch} {manifest.params}: {exc}") from None
     assign_weights(model, weights, source=f"{folder}/{manifest.weights.file}")

@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     up.add_argument("--height", type=int, help="exact output height")
     up.add_argument("--tile", type=int, help="tile size in input pixels; 0 = one pass (default: automatic)")
     up.add_argument("--strength", type=float, help="0 = smooth (PSNR) .. 1 = sharp (GAN), for models that have both")
+    up.add_argument("--precision", choices=("float32", "bfloat16", "float16"),
+                    help="compute type (default: ESRGAN_PRECISION, else float32); bfloat16 is ~2x faster on CPUs "
+                         "with AVX512-BF16/AMX")
     up.add_argument("--ensemble", action="store_true",
                     help="self-ensemble: average the outputs for 8 flips/rotations (~+0.1 dB, 8x the time)")
     up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
@@ -58,7 +61,10 @@ def _models_dir_option(parser) -> None:
 
 
 def _settings(args) -> Settings:
-    return Settings(models_dir=args.models_dir) if args.models_dir else get_settings()
+    """The shared settings with this command's overrides (flags given win over the environment)."""
+    overrides = {k: v for k, v in (("models_dir", args.models_dir), ("precision", getattr(args, "precision", None)))
+                 if v is not None}
+    return Settings(**overrides) if overrides else get_settings()
 
 
 # --- upscale ---------------------------------------------------------------------------------------

@@ -47,9 +47,10 @@ class Upscaler:
         self._forward = forward
 
     @classmethod
-    def from_artifact(cls, folder: Path | str, *, strength: float | None = None, **kwargs) -> "Upscaler":
+    def from_artifact(cls, folder: Path | str, *, strength: float | None = None, precision: str = "float32",
+                      **kwargs) -> "Upscaler":
         manifest = read_manifest(folder)
-        return cls(load_keras_model(folder, manifest, strength=strength), manifest, **kwargs)
+        return cls(load_keras_model(folder, manifest, strength=strength, precision=precision), manifest, **kwargs)
 
     # --- sizes ------------------------------------------------------------------------------------
 
@@ -225,9 +226,10 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
     elif manifest.interpolation is not None:
         strength = manifest.interpolation.default_strength
     key = (str(folder.resolve()), manifest.weights.sha256, None if strength is None else round(strength, 2),
-           settings.tile, settings.tile_pad, settings.tile_memory_mb)
+           settings.tile, settings.tile_pad, settings.tile_memory_mb, settings.precision)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = Upscaler.from_artifact(folder, strength=key[2], tile=settings.tile,
-                                                 tile_pad=settings.tile_pad, tile_memory_mb=settings.tile_memory_mb)
+            _cache[key] = Upscaler.from_artifact(folder, strength=key[2], precision=settings.precision,
+                                                 tile=settings.tile, tile_pad=settings.tile_pad,
+                                                 tile_memory_mb=settings.tile_memory_mb)
         return _cache[key]

@@ -177,3 +177,17 @@ def test_self_ensemble_averages_the_eight_transforms(x4, photo):
             acc += y[:, ::-1] if flip else y
     assert np.abs(acc / 8 - ens).max() <= 1.0
     assert np.abs(ens.astype(int) - x4.upscale(img, tile=0).astype(int)).max() > 0  # it does change the output
+
+
+def test_bfloat16_precision_computes_in_bf16_and_stays_close(models_dir, photo):
+    import keras
+
+    f32 = Upscaler.from_artifact(models_dir / "tiny-x4")
+    bf16 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="bfloat16")
+    assert bf16.model.get_layer("conv_first").compute_dtype == "bfloat16"
+    assert f32.model.get_layer("conv_first").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored after building
+    a, b = f32.upscale(photo).astype(int), bf16.upscale(photo).astype(int)
+    assert b.dtype == a.dtype and np.abs(a - b).mean() < 2.0
+    with pytest.raises(InvalidOption, match="precision must be one of"):
+        Upscaler.from_artifact(models_dir / "tiny-x4", precision="int8")
