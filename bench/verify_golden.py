@@ -87,6 +87,8 @@ def _report(label, p, s, gp, gs):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    sys.exit(main(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("root", help="folder holding x2/, x4/ (HR/, SR/) and PSNR_SSIM_Results_BI_model.txt")
+    sys.exit(main(parser.parse_args().root))

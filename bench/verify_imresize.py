@@ -47,6 +47,8 @@ def main(set_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    sys.exit(main(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("set_dir", help="a set folder holding x2/ and x4/ with HR/ and LR/")
+    sys.exit(main(parser.parse_args().set_dir))
