@@ -11,7 +11,6 @@ SIGTERM); ``resume`` continues from the latest one, the data pipeline skipping t
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import signal
@@ -22,7 +21,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from model.archs import build_generator
+from model.archs import build_generator, dtype_policy
 from model.archs.discriminator import build_discriminator
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
@@ -48,7 +47,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         return keras.optimizers.LossScaleOptimizer(opt) if cfg.mixed_precision else opt
 
     # --- models, optimizers, checkpoint -------------------------------------------------------
-    with strategy.scope(), _dtype_policy("mixed_float16" if cfg.mixed_precision else None):
+    with strategy.scope(), dtype_policy("mixed_float16" if cfg.mixed_precision else None):
         generator = build_generator("rrdbnet", cfg.generator_params)
         ema = build_generator("rrdbnet", cfg.generator_params)
         ema.set_weights(generator.get_weights())
@@ -186,18 +185,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                    "steps_per_sec": round((int(step.numpy()) - start_step) / max(elapsed, 1e-9), 3),
                    "final_losses": {k: round(float(v), 6) for k, v in logs.items()},
                    "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"})
-
-
-@contextlib.contextmanager
-def _dtype_policy(name: str | None):
-    """Layers take the global dtype policy when built: set it for this run's models only."""
-    previous = keras.mixed_precision.global_policy()
-    if name:
-        keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 class _StopRequest:

@@ -1,11 +1,12 @@
 """Architectures by name: the manifest's ``arch`` and ``params`` select and size one."""
+import contextlib
 import threading
 from typing import Any, Callable
 
 import keras
 
 PRECISIONS = ("float32", "bfloat16", "float16")
-_policy_lock = threading.Lock()  # Keras reads the dtype policy from global state while building
+_policy_lock = threading.RLock()  # Keras reads the dtype policy from global state while building
 
 
 def _rrdbnet(**p):
@@ -29,19 +30,30 @@ def _srvgg(**p):
 GENERATORS: dict[str, Callable[..., keras.Model]] = {"rrdbnet": _rrdbnet, "srresnet": _srresnet, "srvgg": _srvgg}
 
 
-def build_generator(arch: str, params: dict[str, Any], precision: str = "float32") -> keras.Model:
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Build layers under a Keras dtype policy (Keras reads it from global state), then restore it."""
+    with _policy_lock:
+        previous = keras.config.dtype_policy()
+        if name:
+            keras.config.set_dtype_policy(name)
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+
+def build_generator(arch: str, params: dict[str, Any], precision: str | None = None) -> keras.Model:
     """``precision`` other than float32 computes in that type with float32 weights (Keras mixed precision):
-    bfloat16 runs about twice as fast on CPUs with AVX512-BF16/AMX for ~0.01-0.02 dB PSNR."""
+    bfloat16 runs about twice as fast on CPUs with AVX512-BF16/AMX for ~0.01-0.02 dB PSNR. None keeps the
+    policy in force (a training run sets its own)."""
     try:
         builder = GENERATORS[arch]
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(GENERATORS))}") from None
+    if precision is None:
+        return builder(**params)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    with _policy_lock:
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
-        try:
-            return builder(**params)
-        finally:
-            keras.config.set_dtype_policy(previous)
+    with dtype_policy("float32" if precision == "float32" else f"mixed_{precision}"):
+        return builder(**params)
