@@ -51,3 +51,16 @@ def test_discriminator_sized_by_patch(patch):
     assert d.get_layer("linear1").kernel.shape[0] == (patch // 32) ** 2 * 64
     with pytest.raises(ValueError):
         build_discriminator(100)
+
+
+def test_precision_and_the_policy_in_force():
+    import keras
+
+    from model.archs import dtype_policy
+
+    params = dict(scale=2, num_block=1, num_feat=8, num_grow_ch=4)
+    with dtype_policy("mixed_float16"):  # a training run's policy reaches the models it builds
+        assert build_generator("rrdbnet", params).get_layer("conv_first").compute_dtype == "float16"
+        assert build_generator("rrdbnet", params, "float32").get_layer("conv_first").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    assert build_generator("rrdbnet", params, "bfloat16").get_layer("conv_last").compute_dtype == "bfloat16"
