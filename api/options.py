@@ -5,13 +5,13 @@ from dataclasses import dataclass
 
 from model.artifacts import Manifest, find_model
 from model.errors import ESRGANError
-from model.imageio import ImageInfo
+from model.imageio import ALIASES, FORMATS, ImageInfo, default_output_format
 from model.settings import Settings
 
 from .errors import APIError
 
-OUTPUT_FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tiff": "tiff", "tif": "tiff"}
-INPUT_TO_OUTPUT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "TIFF": "tiff", "BMP": "png"}
+# What a client may name (case-insensitive): the output formats and their aliases ("jpeg", "tif")
+OUTPUT_FORMATS = {**{key: key for key in FORMATS}, **ALIASES}
 
 
 @dataclass
@@ -63,7 +63,7 @@ def check(settings: Settings, info: ImageInfo, req: Requested) -> tuple[Manifest
     manifest = resolve_model(settings, req.model, req.scale)
     if req.strength is not None and manifest.interpolation is None:
         raise invalid(f"model {manifest.name!r} has no strength setting (it is not an interpolated model)")
-    fmt = OUTPUT_FORMATS.get((req.format or INPUT_TO_OUTPUT[info.format]).lower())
+    fmt = OUTPUT_FORMATS.get(req.format.lower()) if req.format else default_output_format(info.format)
     if fmt is None:
         raise invalid(f"format must be one of png, jpg, webp, tiff, not {req.format!r}")
     width, height = output_size(info, manifest, req)

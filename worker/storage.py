@@ -12,15 +12,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from model.imageio import ALIASES, FORMATS
 from model.settings import Settings
 
 from .jobs import JOB_ID
 
 UPLOADS, GENERATED = "uploads", "generated"
-EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp", "tiff": "tiff", "bmp": "bmp"}
-MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff",
-               "bmp": "image/bmp"}
-STORED_NAME = re.compile(r"^([0-9a-f]{32})\.(png|jpg|webp|tiff|bmp)$")
+# Stored files: every output format, plus BMP, which uploads may be and outputs never are.
+MEDIA_TYPES = {key: media for key, (_, media, _) in FORMATS.items()} | {"bmp": "image/bmp"}
+EXTENSIONS = {**{key: key for key in MEDIA_TYPES}, "jpeg": ALIASES["jpeg"]}  # format name -> file extension
+STORED_NAME = re.compile(rf"^([0-9a-f]{{32}})\.({'|'.join(MEDIA_TYPES)})$")
 
 
 class Storage:
