@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -232,6 +233,17 @@ class ServiceStack:
             if proc:
                 out.append(f"--- {proc.name}\n" + "\n".join(proc.log().splitlines()[-lines:]))
         return "\n".join(out)
+
+
+def start_chunked_upload(sock: socket.socket) -> None:
+    """Begin POST /v1/jobs with a multipart body of no declared length (chunked), up to the image's bytes."""
+    sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+    send_chunk(sock, b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n')
+
+
+def send_chunk(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
 
 
 def _answers(url: str) -> bool:

@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from packaging.version import Version
 
-from tests.service_harness import ServiceStack, png_bytes
+from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload
 
 LIMITS = dict(max_upload_bytes=300_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
 SECRET = "TOP-SECRET-MARKER-7f3a"
@@ -217,14 +217,11 @@ def test_body_over_the_limit_is_cut_off_before_it_is_buffered(stack):
     chunk = b"\0" * 65536
     with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
         try:
-            sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
-            part = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            start_chunked_upload(sock)
             sock.settimeout(0.001)
             while sent < 40_000_000 and not answer:
                 try:
-                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    send_chunk(sock, chunk)
                     sent += len(chunk)
                 except (TimeoutError, BlockingIOError):
                     pass  # the server stopped reading: its buffers are full

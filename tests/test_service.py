@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.service_harness import ServiceStack, png_bytes, wait_until
+from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload, wait_until
 
 LIMITS = dict(max_upload_bytes=400_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
 # Short limits so a job whose worker vanished comes back within seconds (visibility = hard limit + 1).
@@ -276,12 +276,9 @@ def test_upload_over_the_limit_is_cut_off_while_receiving(stack, client):
     answer = b""
     with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
         try:
-            sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
-            part = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            start_chunked_upload(sock)
             for _ in range(10):
-                sock.sendall(b"%x\r\n%s\r\n" % (100_000, b"\0" * 100_000))
+                send_chunk(sock, b"\0" * 100_000)
             while b"upload_too_large" not in answer and (data := sock.recv(65536)):
                 answer += data
         except (ConnectionResetError, BrokenPipeError):
