@@ -80,6 +80,22 @@ def psnr_artifact(images, tmp_path_factory):
     return train(tiny_config(images, out, steps=3))
 
 
+def test_mse_fine_tune_starts_from_an_artifact_and_lowers_mse(images, tmp_path, psnr_artifact):
+    """The PSNR-targeted final fine-tune: --init a stage-1 artifact, --pixel-loss mse."""
+    batch = next(iter(make_dataset(images, scale=2, crop=32, batch_size=8, seed=7)))
+
+    def mse(model):
+        lr, hr = batch
+        return float(tf.reduce_mean(tf.square(model(lr, training=False) - hr)))
+
+    before = mse(load_keras_model(psnr_artifact))
+    folder = train(tiny_config(images, tmp_path / "ft", init=str(psnr_artifact), pixel_loss="mse", steps=30, lr=5e-4))
+    assert set(read_manifest(folder).training["final_losses"]) == {"mse"}
+    assert mse(load_keras_model(folder)) < 0.9 * before
+    with pytest.raises(ValueError, match="pixel_loss"):
+        tiny_config(images, tmp_path / "bad", pixel_loss="l2")
+
+
 def gan_config(images, out, psnr_artifact, **kw):
     return tiny_config(images, out, stage="gan", init=str(psnr_artifact), steps=2, d_num_feat=8, lr=None, **kw)
 

@@ -20,6 +20,7 @@ class PrepareConfig:
 
 STAGES = ("psnr", "gan")
 PERCEPTUAL = ("vgg", "feature-matching")
+PIXEL_LOSSES = ("l1", "mse")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class TrainConfig:
     hr_crop: int = 128  # HR patch side; the discriminator needs a multiple of 32
     lr: float | None = None  # default: 2e-4 (psnr) / 1e-4 (gan), as ESRGAN
     lr_min_ratio: float = 0.01  # cosine decay to lr * this
+    pixel_loss: str = "l1"  # psnr stage: l1 (trains best) | mse (what PSNR scores; for a final fine-tune)
     beta1: float = 0.9
     beta2: float = 0.99
     ema_decay: float = 0.999
@@ -69,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.perceptual not in PERCEPTUAL:
             raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
         gan = self.stage == "gan"
         self.lr = self.lr if self.lr is not None else (1e-4 if gan else 2e-4)
         self.l1_weight = self.l1_weight if self.l1_weight is not None else (1e-2 if gan else 1.0)

@@ -87,6 +87,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     def l1(a, b):
         return tf.reduce_mean(tf.abs(a - b))
 
+    def pixel(a, b):
+        return tf.reduce_mean(tf.square(a - b)) if cfg.pixel_loss == "mse" else l1(a, b)
+
     def apply(opt, tape, scaled_loss, variables):
         grads = tape.gradient(scaled_loss, variables)
         opt.apply_gradients(zip(grads, variables))
@@ -94,11 +97,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     def psnr_step(lr, hr):
         with tf.GradientTape() as tape:
             sr = tf.cast(generator(lr, training=True), tf.float32)
-            loss = l1(sr, hr)
+            loss = pixel(sr, hr)
             # gradients are summed over replicas; loss scaling (mixed precision) must be taped too
             scaled = g_opt.scale_loss(loss / replicas)
         apply(g_opt, tape, scaled, generator.trainable_variables)
-        return {"l1": loss}
+        return {cfg.pixel_loss: loss}
 
     def gan_step(lr, hr):
         with tf.GradientTape(persistent=True) as tape:
