@@ -63,11 +63,11 @@ def test_psnr_stage_reduces_l1_and_exports_the_ema_generator(images, tmp_path):
     assert list((tmp_path / "run/logs").iterdir())  # TensorBoard events
 
 
-@pytest.mark.parametrize("option", ["mixed_precision", "multi_gpu"])
+@pytest.mark.parametrize("option", [dict(precision="float16"), dict(precision="bfloat16"), dict(multi_gpu=True)])
 def test_mixed_precision_and_mirrored_strategy_options_train(images, tmp_path, option):
     """On this CPU-only machine MirroredStrategy has one replica, and float16 runs on the CPU: the
     code paths (loss scaling, distributed dataset, replica reduction) run, not the GPU speed-ups."""
-    folder = train(tiny_config(images, tmp_path / "run", steps=2, **{option: True}))
+    folder = train(tiny_config(images, tmp_path / "run", steps=2, **option))
     losses = read_manifest(folder).training["final_losses"]
     assert np.isfinite(losses["l1"])
     assert keras.mixed_precision.global_policy().name == "float32"  # not leaked to later models

@@ -44,10 +44,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     def adam(lr):
         schedule = keras.optimizers.schedules.CosineDecay(lr, cfg.steps, alpha=cfg.lr_min_ratio)
         opt = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2)
-        return keras.optimizers.LossScaleOptimizer(opt) if cfg.mixed_precision else opt
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none
+        return keras.optimizers.LossScaleOptimizer(opt) if cfg.precision == "float16" else opt
 
     # --- models, optimizers, checkpoint -------------------------------------------------------
-    with strategy.scope(), dtype_policy("mixed_float16" if cfg.mixed_precision else None):
+    with strategy.scope(), dtype_policy(None if cfg.precision == "float32" else f"mixed_{cfg.precision}"):
         generator = build_generator("rrdbnet", cfg.generator_params)
         ema = build_generator("rrdbnet", cfg.generator_params)
         ema.set_weights(generator.get_weights())
