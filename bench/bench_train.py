@@ -1,6 +1,7 @@
 """Training throughput: input-pipeline batches/s (bicubic and realworld LR) and generator steps/s.
 
-Usage: python bench/bench_train.py DATA_DIR [--scale 4 --crop 96 --batch 16 --blocks 6 --feat 32 --grow 16 --steps 20]
+Usage: python bench/bench_train.py DATA_DIR [--scale 4 --crop 96 --batch 16 --blocks 6 --feat 32 --grow 16 --steps 20
+                                            --precision float32,bfloat16]
 Prints one line per measurement. The first batches/steps (tracing, warm-up) are not timed.
 """
 import argparse
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--feat", type=int, default=32)
     ap.add_argument("--grow", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--precision", default="float32,bfloat16", help="comma-separated compute types to time")
     args = ap.parse_args()
 
     import tensorflow as tf
@@ -48,20 +50,22 @@ def main() -> None:
     # and tracing.
     from training.train import train
 
-    seconds = {}
-    for steps in (2, args.steps):
-        with tempfile.TemporaryDirectory() as out:
-            cfg = TrainConfig(data=args.data, out=out, name="bench", scale=args.scale, hr_crop=args.crop,
-                              batch_size=args.batch, num_block=args.blocks, num_feat=args.feat,
-                              num_grow_ch=args.grow, steps=steps, checkpoint_every=10**9, log_every=10**9,
-                              progress=False)
-            start = time.perf_counter()
-            train(cfg)
-            seconds[steps] = time.perf_counter() - start
-    r = (args.steps - 2) / (seconds[args.steps] - seconds[2])
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    print(f"train psnr stage: {r:.3f} steps/s ({r * args.batch:.1f} patches/s), RRDBNet {args.blocks}/{args.feat}/"
-          f"{args.grow} x{args.scale}, batch {args.batch}x{args.crop}px, {device}")
+    for precision in args.precision.split(","):
+        seconds = {}
+        for steps in (2, args.steps):
+            with tempfile.TemporaryDirectory() as out:
+                cfg = TrainConfig(data=args.data, out=out, name="bench", scale=args.scale, hr_crop=args.crop,
+                                  batch_size=args.batch, num_block=args.blocks, num_feat=args.feat,
+                                  num_grow_ch=args.grow, steps=steps, checkpoint_every=10**9, log_every=10**9,
+                                  precision=precision, progress=False)
+                start = time.perf_counter()
+                train(cfg)
+                seconds[steps] = time.perf_counter() - start
+        r = (args.steps - 2) / (seconds[args.steps] - seconds[2])
+        print(f"train psnr stage {precision:8s}: {r:.3f} steps/s ({r * args.batch:.1f} patches/s), RRDBNet "
+              f"{args.blocks}/{args.feat}/{args.grow} x{args.scale}, batch {args.batch}x{args.crop}px, {device}")
+
 
 if __name__ == "__main__":
     main()
