@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, UploadFile
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from worker.storage import GENERATED, UPLOADS
 
@@ -36,8 +36,20 @@ router.add_api_route("/enhance", upload, methods=["POST"], status_code=303, resp
 
 @router.get("/result/{job_id}", include_in_schema=False)
 def result_page(job_id: str, ctx: Context = Depends(context), who: str = Depends(owner)):
-    find_job(ctx, who, job_id)
+    try:
+        find_job(ctx, who, job_id)
+    except APIError as e:
+        if e.status != 404:
+            raise
+        # a browser route: a stale or mistyped link gets a page with a way back, not the API's JSON
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
     return FileResponse(STATIC / "result.html", media_type="text/html")
+
+
+NOT_FOUND_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Job not found - ESRGAN</title>
+<link rel="stylesheet" href="/static/style.css"></head><body><main>
+<h1>Job not found</h1><p>This job does not exist, has expired, or belongs to another API key.</p>
+<p><a href="/">Upscale an image</a></p></main></body></html>"""
 
 
 def _stored_job(ctx: Context, who: str, kind: str, filename: str):

@@ -301,6 +301,12 @@ def test_names_outside_storage_do_not_resolve(client, path):
     assert "root:" not in r.text and "BaseSettings" not in r.text
 
 
+def test_result_page_of_an_unknown_job_is_a_page(client):
+    r = client.get("/result/0123456789abcdef0123456789abcdef")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "Job not found" in r.text and 'href="/"' in r.text
+
+
 def test_stored_name_must_match_the_job(stack, client):
     job = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
     assert client.get(f"/uploads/{job['id']}.png").status_code == 200
