@@ -19,7 +19,7 @@ from .options import Requested, check
 from .schemas import ERRORS, JobOut
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-PUBLIC_OPTIONS = ("scale", "outscale", "width", "height", "tile", "strength", "format", "quality")
+PUBLIC_OPTIONS = ("scale", "outscale", "width", "height", "tile", "strength", "ensemble", "format", "quality")
 
 
 def job_form(
@@ -30,11 +30,13 @@ def job_form(
     height: int | None = Form(None, ge=1, description="Exact output height"),
     tile: int | None = Form(None, ge=0, le=4096, description="Tile size in input pixels; 0 = one pass"),
     strength: float | None = Form(None, ge=0, le=1, description="Smooth (0) to sharp (1), for interpolated models"),
+    ensemble: bool = Form(False, description="Self-ensemble: average the results for the 8 flips/rotations "
+                                             "of the input (a little more faithful, 8x the time)"),
     format: str | None = Form(None, max_length=8, description="png, jpg, webp or tiff; default: the input's"),
     quality: int | None = Form(None, ge=1, le=100, description="JPEG/WebP quality"),
 ) -> Requested:
     return Requested(model=model, scale=scale, outscale=outscale, width=width, height=height, tile=tile,
-                     strength=strength, format=format, quality=quality)
+                     strength=strength, ensemble=ensemble, format=format, quality=quality)
 
 
 def display_name(filename: str | None) -> str:

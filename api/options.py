@@ -25,6 +25,7 @@ class Requested:
     height: int | None = None
     tile: int | None = None
     strength: float | None = None
+    ensemble: bool = False
     format: str | None = None
     quality: int | None = None
 
@@ -76,6 +77,6 @@ def check(settings: Settings, info: ImageInfo, req: Requested) -> tuple[Manifest
     options = {"scale": manifest.scale, "outscale": req.outscale,
                "width": width if (req.width or req.height) else None,
                "height": height if (req.width or req.height) else None,
-               "tile": req.tile, "strength": strength, "format": fmt, "quality": req.quality,
+               "tile": req.tile, "strength": strength, "ensemble": req.ensemble, "format": fmt, "quality": req.quality,
                "output_width": width, "output_height": height}
     return manifest, options

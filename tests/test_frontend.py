@@ -153,6 +153,7 @@ def test_upload_progress_comparison_and_download(page, stack, tmp_path, shots):
     page.get_by_label("Output format").select_option("png")
     page.get_by_text("More options").click()
     page.get_by_label("Tile size").fill("16")  # several tiles: the job reports progress
+    page.get_by_label("Best quality (self-ensemble)").check()
     shots(page, "1-chosen")
     page.get_by_role("button", name="Enhance").click()
 
@@ -164,7 +165,7 @@ def test_upload_progress_comparison_and_download(page, stack, tmp_path, shots):
     assert page.locator("#job [role=status]").text_content() == "Done: the enhanced image is ready to download."
     job_id = page.get_attribute("#job", "data-job-id")
     job = stack.job(job_id)
-    assert job["model"] == "tiny-x2" and job["options"]["tile"] == 16
+    assert job["model"] == "tiny-x2" and job["options"]["tile"] == 16 and job["options"]["ensemble"] is True
     assert job["progress"]["total"] > 1 and job["progress"]["done"] == job["progress"]["total"]
 
     # The comparison: both images loaded, the original stretched by CSS over the enhanced one.
@@ -247,7 +248,7 @@ def test_strength_slider_recent_jobs_across_reload_and_the_result_page(page, sta
     assert wait_status(page, "succeeded", "failed") == "succeeded", page.inner_text("#job")
     job_id = page.get_attribute("#job", "data-job-id")
     job = stack.job(job_id)
-    assert job["model"] == "tiny-x4-gan" and job["options"]["strength"] == 0.25
+    assert job["model"] == "tiny-x4-gan" and job["options"]["strength"] == 0.25 and job["options"]["ensemble"] is False
     page.get_by_label("Scale", exact=True).select_option("2")  # tiny-x2: no strength
     assert page.get_by_label("Model", exact=True).input_value() == "" and strength.is_hidden()
 

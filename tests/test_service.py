@@ -12,6 +12,7 @@ import socket
 import time
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -99,6 +100,16 @@ def test_options_shape_the_output(stack, client, options, size, fmt, name):
     image = decode(r.content)
     assert image.size == size and image.format.lower() == fmt
     assert f'filename="{name}"' in r.headers["content-disposition"]
+
+
+def test_ensemble_option_runs_the_eight_passes(stack, client):
+    upload = png_bytes(64, 48, seed=6)
+    plain, best = (stack.wait_for(stack.submit(upload, tile=32, **extra)["id"]) for extra in ({}, {"ensemble": "true"}))
+    assert plain["status"] == best["status"] == "succeeded", (plain, best)
+    assert plain["options"]["ensemble"] is False and best["options"]["ensemble"] is True
+    assert best["progress"]["total"] == 8 * plain["progress"]["total"] == 32  # 4 tiles x 8 flips/rotations
+    a, b = (np.asarray(decode(client.get(j["output"]["url"]).content)).astype(int) for j in (plain, best))
+    assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 20  # the same picture, not the same pixels
 
 
 def test_form_upload_redirects_to_the_result_page(stack, client):
@@ -245,6 +256,7 @@ def test_bad_images_are_refused(client, data, status, code):
     ({"outscale": "abc"}, "invalid_request"),
     ({"outscale": "2", "width": "100"}, "invalid_option"),
     ({"tile": "-1"}, "invalid_request"),
+    ({"ensemble": "maybe"}, "invalid_request"),
     ({"strength": "0.5"}, "invalid_option"),  # the tiny models have no interpolation
     ({"strength": "2"}, "invalid_request"),
     ({"format": "gif"}, "invalid_option"),

@@ -119,7 +119,7 @@ def process(job_id: str, worker: str) -> str:
         size = (opts["width"], opts["height"]) if opts.get("width") else None
         result = upscaler(job.model, opts.get("strength")).upscale(
             decoded.pixels, outscale=opts.get("outscale"), size=size, tile=opts.get("tile"), progress=progress,
-            cancel=cancel)
+            cancel=cancel, ensemble=bool(opts.get("ensemble")))
         encoded = imageio.encode(result, opts["format"], quality=opts.get("quality") or 95,
                                  icc_profile=decoded.icc_profile)
         out_path = files.write(GENERATED, job_id, opts["format"], encoded)
