@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-STEP = re.compile(r"step (\d+) t=(\d+)s lr=\S+ l1=([\d.]+)")
+STEP = re.compile(r"step (\d+) t=(\d+)s lr=\S+ l1=([\d.]+)")  # L1 runs only (the plot's y axis)
 
 
 def main(run_dir: str = "training/runs/h100-2026-11-26", out: str = "docs/training_curves.png") -> None:

@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--patch", type=int, default=48, help="LR patch size")
     ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--pixel-loss", choices=("l1", "mse"), default="l1",
+                    help="l1 trains best; mse (what PSNR scores) for a final fine-tune with --init")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seconds", type=float, default=420, help="wall-clock budget of the schedule")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = time only)")
@@ -193,7 +195,7 @@ def main(argv=None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = sample_batch(pairs, weights, args.batch, args.patch, args.scale, gen)
-        loss = F.l1_loss(model(x), y)
+        loss = (F.mse_loss if args.pixel_loss == "mse" else F.l1_loss)(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -206,7 +208,7 @@ def main(argv=None) -> int:
         if step % 500 == 0:
             mean_loss = torch.stack(losses).mean().item()
             losses.clear()
-            print(f"step {step} t={time.time() - start:.0f}s lr={lr:.2e} l1={mean_loss:.5f}", file=log, flush=True)
+            print(f"step {step} t={time.time() - start:.0f}s lr={lr:.2e} {args.pixel_loss}={mean_loss:.5f}", file=log, flush=True)
     train_seconds = time.time() - start
 
     result = {"scale": args.scale, "steps": step, "train_seconds": round(train_seconds, 1),
