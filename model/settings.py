@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "shipped"
+# Compute types of the engine and of training (weights stay float32); here so TF-free code can check them
+Precision = Literal["float32", "bfloat16", "float16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 class Settings(BaseSettings):
@@ -27,7 +30,7 @@ class Settings(BaseSettings):
     tile: int | None = Field(None, ge=0, description="LR tile size; 0 = one pass, unset = automatic from tile_memory_mb")
     tile_pad: int = Field(16, ge=0, description="Overlap margin (LR pixels) around each tile so tiles join without seams")
     tile_memory_mb: int = Field(1536, ge=64, description="Activation memory budget that sizes automatic tiles")
-    precision: Literal["float32", "bfloat16", "float16"] = Field(
+    precision: Precision = Field(
         "float32", description="Compute type: bfloat16 is ~2x faster on CPUs with AVX512-BF16/AMX (-0.02 dB)")
 
     # Image limits (checked from the header, before any full decode)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.settings import PRECISIONS
+
 
 @dataclass
 class PrepareConfig:
@@ -21,7 +23,6 @@ class PrepareConfig:
 STAGES = ("psnr", "gan")
 PERCEPTUAL = ("vgg", "feature-matching")
 PIXEL_LOSSES = ("l1", "mse")
-PRECISIONS = ("float32", "float16", "bfloat16")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from model.archs import build_generator, dtype_policy
+from model.archs import build_generator, dtype_policy, policy_name
 from model.archs.discriminator import build_discriminator
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
@@ -48,7 +48,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         return keras.optimizers.LossScaleOptimizer(opt) if cfg.precision == "float16" else opt
 
     # --- models, optimizers, checkpoint -------------------------------------------------------
-    with strategy.scope(), dtype_policy(None if cfg.precision == "float32" else f"mixed_{cfg.precision}"):
+    with strategy.scope(), dtype_policy(policy_name(cfg.precision)):
         generator = build_generator("rrdbnet", cfg.generator_params)
         ema = build_generator("rrdbnet", cfg.generator_params)
         ema.set_weights(generator.get_weights())

@@ -5,7 +5,8 @@ from typing import Any, Callable
 
 import keras
 
-PRECISIONS = ("float32", "bfloat16", "float16")
+from ..settings import PRECISIONS
+
 _policy_lock = threading.RLock()  # Keras reads the dtype policy from global state while building
 
 
@@ -28,6 +29,11 @@ def _srvgg(**p):
 
 
 GENERATORS: dict[str, Callable[..., keras.Model]] = {"rrdbnet": _rrdbnet, "srresnet": _srresnet, "srvgg": _srvgg}
+
+
+def policy_name(precision: str) -> str:
+    """The Keras dtype policy that computes in ``precision`` (one of PRECISIONS) with float32 weights."""
+    return "float32" if precision == "float32" else f"mixed_{precision}"
 
 
 @contextlib.contextmanager
@@ -55,5 +61,5 @@ def build_generator(arch: str, params: dict[str, Any], precision: str | None = N
         return builder(**params)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    with dtype_policy("float32" if precision == "float32" else f"mixed_{precision}"):
+    with dtype_policy(policy_name(precision)):
         return builder(**params)
