@@ -254,9 +254,7 @@ class JobStore:
             fields["precision"] = precision
         self.transition(job_id, allowed, status, attempt, **fields)
         if processing_seconds is not None:
-            self.observe_processing(processing_seconds)
-        if precision is not None:
-            self.r.hincrby(self.STATS, f"precision:{precision}", 1)
+            self.observe_processing(processing_seconds, precision)
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes canceled now (its message is skipped when delivered); a running
@@ -287,8 +285,10 @@ class JobStore:
                 p.hincrby(self.STATS, f"now:{job.status}", -1)
             p.execute()
 
-    def observe_processing(self, seconds: float) -> None:
+    def observe_processing(self, seconds: float, precision: str | None = None) -> None:
         with self.r.pipeline() as p:
+            if precision:  # jobs by the compute type they ran in, for /metrics
+                p.hincrby(self.STATS, f"precision:{precision}", 1)
             p.hincrbyfloat(self.STATS, "processing:sum", seconds)
             p.hincrby(self.STATS, "processing:count", 1)
             for bound in PROCESSING_BUCKETS:
