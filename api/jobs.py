@@ -104,6 +104,7 @@ def job_json(job: Job) -> dict:
         "options": job.options,
         "output": {**job.output, "url": f"{url}/result"} if job.output else None,
         "error": job.error,
+        "precision": job.precision,
     }
 
 

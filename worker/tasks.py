@@ -20,6 +20,7 @@ from jobs.records import CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore
 from jobs.settings import get_settings
 from jobs.storage import GENERATED, UPLOADS, FileMissing, Storage, StorageError, open_storage
 from model.errors import Canceled, ESRGANError
+from model.hardware import resolve_precision
 
 log = get_logger("esrgan.worker")
 settings = get_settings()
@@ -60,7 +61,10 @@ def _after_fork(**_):
                 loaded.append(manifest.name)
             except ESRGANError as exc:  # a broken artifact fails its jobs, not the worker
                 log.error("cannot preload model %s: %s", manifest.name, exc)
-    log.warning("job process %d ready (preloaded: %s)", os.getpid(), ", ".join(loaded) or "none")
+    from model.engine import precision_line
+
+    log.warning("job process %d ready (preloaded: %s; precision %s)", os.getpid(), ", ".join(loaded) or "none",
+                precision_line(settings.precision))
 
 
 class JobTask(Task):
@@ -117,14 +121,16 @@ def process(job_id: str, worker: str) -> str:
         opts = job.options
         data = files.read(UPLOADS, job_id, job.input["format"])
         decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
-        result = upscaler(job.model, opts.strength).run(decoded.pixels, opts, progress=progress, cancel=cancel)
+        engine = upscaler(job.model, opts.strength)
+        result = engine.run(decoded.pixels, opts, progress=progress, cancel=cancel)
         encoded = imageio.encode(result, opts.format, quality=opts.quality or imageio.DEFAULT_QUALITY,
                                  icc_profile=decoded.icc_profile)
         files.write(GENERATED, job_id, opts.format, encoded)
         height, width = result.shape[:2]
         output = {"width": width, "height": height, "format": opts.format, "bytes": len(encoded)}
         try:
-            jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started)
+            jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started,
+                        precision=engine.precision)
         except (JobGone, TransitionRefused):
             files.delete(GENERATED, job_id, opts.format)  # deleted or canceled meanwhile: keep no orphan
             return CANCELED
@@ -166,7 +172,8 @@ def _start_heartbeat(sender=None, **_):
         while not stop.is_set():
             try:
                 beat_store.heartbeat(name, {"pid": os.getpid(), "queue": settings.queue,
-                                            "concurrency": settings.worker_concurrency})
+                                            "concurrency": settings.worker_concurrency,
+                                            "precision": resolve_precision(settings.precision)})
             except Exception as exc:  # Redis away: try again next beat
                 log.warning("heartbeat failed: %s", exc)
             stop.wait(settings.worker_heartbeat_seconds)
