@@ -45,6 +45,10 @@ def main() -> None:
             scores = {}
             for setting in settings:
                 up = Upscaler.from_artifact(SHIPPED_MODELS_DIR / manifest.name, precision=setting, tile=0)
+                same = next((v for v in scores.values() if v[0] == up.precision), None)
+                if same:  # e.g. auto resolving to float32: the same computation, scored once
+                    scores[setting] = same
+                    continue
                 start = time.perf_counter()
                 psnr = evaluate(up.upscale, folder, manifest.scale)["mean"]["psnr"]
                 scores[setting] = (up.precision, psnr, time.perf_counter() - start)

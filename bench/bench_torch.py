@@ -111,7 +111,7 @@ def main() -> None:
         for n in [int(t) for t in args.threads.split(",")]:
             candidates[f"PyTorch fp32, {n} thread(s)"] = (n, None)
         probe = [images[0][:64, :64]]
-        torch.set_num_threads(max(candidates.values())[0])
+        torch.set_num_threads(min(candidates.values())[0])
         run_torch(None, probe), run_torch(torch.bfloat16, probe)  # warm-up
         probe_f32, probe_bf16 = timed(lambda: run_torch(None, probe))[0], timed(lambda: run_torch(torch.bfloat16, probe))[0]
         print(f"bf16 autocast probe (64x64): {probe_bf16:.2f} s vs fp32 {probe_f32:.2f} s")
