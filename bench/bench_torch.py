@@ -68,7 +68,8 @@ def main() -> None:
         t0 = time.perf_counter()
         convert_checkpoint(ckpt, Path(tmp) / "models", "rrdb-x4")
         convert_s = time.perf_counter() - t0
-        upscaler = Upscaler.from_artifact(Path(tmp) / "models" / "rrdb-x4", tile=0)
+        upscaler = Upscaler.from_artifact(Path(tmp) / "models" / "rrdb-x4", tile=0,
+                                          precision="float32")  # as the PyTorch side
 
     def run_torch() -> np.ndarray:
         with torch.inference_mode():
