@@ -78,3 +78,19 @@ def test_usm_sharpened_target_has_more_detail_and_keeps_flat_areas(photo):
 def test_pair_seed_takes_tensorflows_signed_seeds():
     a = degrade.pair_seed(-5, -(2**62)).uniform()
     assert a == degrade.pair_seed(-5, -(2**62)).uniform() and a != degrade.pair_seed(5, 2**62).uniform()
+
+
+def test_one_round_share_is_milder_than_second_order(photo):
+    """second_order_prob < 1 gives that share of pairs the one-round degradation (degrade_once)."""
+    import cv2
+
+    clean = cv2.resize(photo, (32, 32), interpolation=cv2.INTER_AREA)
+    once = degrade.DegradeConfig(second_order_prob=0.0)
+
+    def error(cfg, seed):
+        return np.abs(degrade.degrade(photo, 4, seed, cfg) - clean).mean()
+
+    assert np.median([error(once, s) for s in range(30)]) < np.median([error(REAL_ESRGAN, s) for s in range(30)])
+    rng = np.random.default_rng(5)
+    rng.uniform()  # the draw that chose one round
+    np.testing.assert_array_equal(degrade.degrade(photo, 4, 5, once), degrade.degrade_once(photo, 4, rng))

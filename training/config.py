@@ -18,11 +18,14 @@ class PrepareConfig:
     crop: int = 128  # HR patch side (a multiple of scale)
     min_scaling: float = 0.6  # random rescale of each image in [min_scaling, 1] before cropping
     seed: int = 0
-    degradation: str = "bicubic"  # LR of HR/: bicubic | realworld (training.degrade, seeded by seed + file name)
+    # LR of HR/: bicubic | realworld (second order) | realworld-once (one round), training.degrade seeded by
+    # seed + file name
+    degradation: str = "bicubic"
 
 
 STAGES = ("psnr", "gan")
 DEGRADATIONS = ("bicubic", "realworld")
+VAL_DEGRADATIONS = (*DEGRADATIONS, "realworld-once")
 PERCEPTUAL = ("vgg", "feature-matching", "random")
 DISCRIMINATORS = ("vgg", "unet")
 PIXEL_LOSSES = ("l1", "mse")
@@ -60,6 +63,7 @@ class TrainConfig:
     discriminator: str = "vgg"  # vgg (ESRGAN, relativistic GAN) | unet (Real-ESRGAN, spectral norm, per-pixel GAN)
     artifact_weight: float = 0.0  # LDL artifact-map loss (Liang et al. 2022) against GAN artifacts; 1 as LDL
     usm_gt: bool = False  # pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN); realworld only
+    second_order_prob: float = 1.0  # realworld: share of pairs degraded twice (Real-ESRGAN: 1), the rest once
     perceptual_weight: float = 1.0
     adversarial_weight: float = 5e-3
     vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path

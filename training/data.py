@@ -64,7 +64,7 @@ def _random_offset(seed, limits):
             for s, lim in zip(tf.unstack(tf.random.experimental.stateless_split(seed, len(limits))), limits)]
 
 
-def realworld_degrade(hr, scale: int, seed, usm: bool = False):
+def realworld_degrade(hr, scale: int, seed, usm: bool = False, second_order_prob: float = 1.0):
     """Real-ESRGAN's second-order degradation (``training.degrade``, NumPy/OpenCV) of a uint8 HR crop,
     seeded by the sample's ``seed`` pair. Returns ``(lr, target)`` float 0..1; the target is the
     USM-sharpened crop when ``usm``."""
@@ -73,7 +73,8 @@ def realworld_degrade(hr, scale: int, seed, usm: bool = False):
     def run(img, s):
         rng = degrade.pair_seed(int(s[0]), int(s[1]))
         x = img.astype(np.float32) / 255.0
-        return degrade.degrade(x, scale, rng), (degrade.usm_sharpen(x) if usm else x)
+        cfg = degrade.DegradeConfig(second_order_prob=second_order_prob)
+        return degrade.degrade(x, scale, rng, cfg), (degrade.usm_sharpen(x) if usm else x)
 
     lr, target = tf.numpy_function(run, [hr, seed], [tf.float32, tf.float32], stateful=False)
     lr.set_shape([size // scale, size // scale, 3])
@@ -81,7 +82,8 @@ def realworld_degrade(hr, scale: int, seed, usm: bool = False):
     return lr, target
 
 
-def _hr_only_pair(path, seed, crop: int, scale: int, degradation: str, usm: bool = False):
+def _hr_only_pair(path, seed, crop: int, scale: int, degradation: str, usm: bool = False,
+                  second_order_prob: float = 1.0):
     crop_seed, aug_seed, deg_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     img = _decode(path)
     shape = tf.shape(img)
@@ -90,7 +92,7 @@ def _hr_only_pair(path, seed, crop: int, scale: int, degradation: str, usm: bool
     hr.set_shape([crop, crop, 3])
     (hr,) = augment([hr], aug_seed)
     if degradation == "realworld":
-        lr, target = realworld_degrade(hr, scale, deg_seed, usm)
+        lr, target = realworld_degrade(hr, scale, deg_seed, usm, second_order_prob)
         return (lr, target, tf.cast(hr, tf.float32) / 255.0) if usm else (lr, target)
     return tf.cast(bicubic_downscale(hr, scale), tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
 
@@ -124,7 +126,7 @@ def paired_files(hr_dir: Path | str, lr_dir: Path | str, lr_min: int) -> tuple[l
 
 def make_dataset(hr_dir: Path | str, *, scale: int, crop: int, batch_size: int, seed: int = 0,
                  lr_dir: Path | str | None = None, degradation: str = "bicubic", start: int = 0,
-                 repeat: bool = True, usm: bool = False) -> tf.data.Dataset:
+                 repeat: bool = True, usm: bool = False, second_order_prob: float = 1.0) -> tf.data.Dataset:
     """Batches of ``(lr, hr)``: lr ``(B, crop/scale, crop/scale, 3)``, hr ``(B, crop, crop, 3)``.
     ``start`` skips that many samples (a resumed run's position) before any image is decoded."""
     if crop % scale:
@@ -141,7 +143,7 @@ def make_dataset(hr_dir: Path | str, *, scale: int, crop: int, batch_size: int, 
         files = tf.data.Dataset.from_tensor_slices(hr_files)
         n = len(hr_files)
         fn = lambda i, f: _hr_only_pair(f, tf.stack([tf.constant(seed, tf.int64), i]), crop, scale,  # noqa: E731
-                                        degradation, usm)
+                                        degradation, usm, second_order_prob)
     ds = files.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()

@@ -53,6 +53,10 @@ class DegradeConfig:
     second_blur_prob: float = 0.8
     final_sinc_prob: float = 0.8
     kernel_size: int = 21  # every kernel is zero-padded to this size
+    # Real-ESRGAN always degrades twice; below 1, the other pairs get one round (degrade_once): most
+    # uploads (a phone photo, a web JPEG) have been through one, and a model trained only on the
+    # harshest cases smooths the milder ones
+    second_order_prob: float = 1.0
 
 
 REAL_ESRGAN = DegradeConfig()
@@ -175,6 +179,8 @@ def degrade(hr: np.ndarray, scale: int, rng: np.random.Generator | int, cfg: Deg
     """The LR image of a float32 HxWx3 HR image in [0, 1] (H and W multiples of ``scale``), in [0, 1],
     rounded to 8-bit levels. ``rng`` (or a seed) fixes every random choice."""
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    if cfg.second_order_prob < 1 and rng.uniform() >= cfg.second_order_prob:
+        return degrade_once(hr, scale, rng, cfg.first)
     hr = np.ascontiguousarray(hr, np.float32)
     h, w = hr.shape[:2]
     target = (h // scale, w // scale)
@@ -198,6 +204,19 @@ def degrade(hr: np.ndarray, scale: int, rng: np.random.Generator | int, cfg: Deg
         x = random_jpeg(rng, blur(resize(x, target, mode), k_final), cfg.second)
     else:
         x = blur(resize(random_jpeg(rng, x, cfg.second), target, mode), k_final)
+    return np.clip(np.round(x * 255.0), 0, 255).astype(np.float32) / 255.0
+
+
+def degrade_once(hr: np.ndarray, scale: int, rng: np.random.Generator | int,
+                 cfg: StageConfig = REAL_ESRGAN.first) -> np.ndarray:
+    """The classical one-round degradation: blur, downscale to HR/scale (random method), noise, JPEG,
+    with the first stage's ranges. Milder than :func:`degrade` and closer to most web photos; a second
+    validation set beside the second-order one."""
+    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    hr = np.ascontiguousarray(hr, np.float32)
+    x = blur(hr, stage_kernel(rng, cfg, REAL_ESRGAN.kernel_size))
+    x = resize(x, (hr.shape[0] // scale, hr.shape[1] // scale), RESIZE_MODES[rng.integers(len(RESIZE_MODES))])
+    x = random_jpeg(rng, add_noise(rng, x, cfg), cfg)
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.float32) / 255.0
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import degrade
-from .config import DEGRADATIONS, PrepareConfig
+from .config import VAL_DEGRADATIONS, PrepareConfig
 from .images import list_images, load_rgb
 from .imresize import imresize
 
@@ -48,7 +48,8 @@ def make_lr(hr: np.ndarray, scale: int, degradation: str, seed: int, name: str) 
     if degradation == "bicubic":
         return imresize(hr, 1.0 / scale)
     rng = degrade.pair_seed(seed, zlib.crc32(name.encode()))
-    lr = degrade.degrade(hr.astype(np.float32) / 255.0, scale, rng)
+    fn = degrade.degrade if degradation == "realworld" else degrade.degrade_once
+    lr = fn(hr.astype(np.float32) / 255.0, scale, rng)
     return np.round(lr * 255.0).astype(np.uint8)
 
 
@@ -63,8 +64,8 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
 
     if cfg.crop % cfg.scale:
         raise ValueError(f"--crop {cfg.crop} must be a multiple of --scale {cfg.scale}")
-    if cfg.degradation not in DEGRADATIONS:
-        raise ValueError(f"--degradation must be one of {DEGRADATIONS}, got {cfg.degradation!r}")
+    if cfg.degradation not in VAL_DEGRADATIONS:
+        raise ValueError(f"--degradation must be one of {VAL_DEGRADATIONS}, got {cfg.degradation!r}")
     if not 0 < cfg.resize <= 4 or not 0 < cfg.min_scaling <= 1:
         raise ValueError("--resize must be in (0, 4] and --min-scaling in (0, 1]")
     src, out = Path(cfg.src), Path(cfg.out)

@@ -84,7 +84,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     # --- data ------------------------------------------------------------------------------------
     ds = make_dataset(cfg.data, lr_dir=cfg.lr_data, scale=cfg.scale, crop=cfg.hr_crop, batch_size=cfg.batch_size,
                       seed=cfg.seed, degradation=cfg.degradation, start=int(step.numpy()) * cfg.batch_size,
-                      usm=cfg.usm_gt)
+                      usm=cfg.usm_gt, second_order_prob=cfg.second_order_prob)
     batches = iter(strategy.experimental_distribute_dataset(ds))
     replicas = strategy.num_replicas_in_sync
 
