@@ -14,7 +14,7 @@ from worker.celery_app import make_celery
 from worker.jobs import JobStore
 from worker.storage import Storage
 
-from . import errors, health, jobs, models, pages
+from . import archives, errors, health, jobs, models, pages
 from .deps import Context
 from .limits import BodyLimit
 from .metrics import HTTPMetrics, JobCollector
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry = CollectorRegistry()
     registry.register(JobCollector(ctx))
     errors.install(app)
-    for router in (jobs.router, models.router, health.router, pages.router):
+    for router in (jobs.router, archives.router, models.router, health.router, pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
