@@ -126,6 +126,7 @@ def job_json(job: Job) -> dict:
         "options": {k: job.options.get(k) for k in PUBLIC_OPTIONS},
         "output": {**job.output, "url": f"{url}/result"} if job.output else None,
         "error": job.error,
+        "precision": job.precision,
     }
 
 

@@ -45,6 +45,12 @@ class JobCollector:
         yield GaugeMetricFamily("esrgan_workers", "Workers with a live heartbeat", value=workers)
         buckets = [(str(b), stats.get(f"processing:le:{b}", 0.0)) for b in PROCESSING_BUCKETS]
         count = stats.get("processing:count", 0.0)
+        by_precision = CounterMetricFamily("esrgan_jobs_by_precision", "Succeeded jobs by the compute type "
+                                           "the model ran in", labels=["precision"])
+        for key, n in sorted(stats.items()):
+            if key.startswith("precision:"):
+                by_precision.add_metric([key.split(":", 1)[1]], n)
+        yield by_precision
         yield HistogramMetricFamily("esrgan_job_processing_seconds", "Time from a job's start to its result",
                                     buckets=buckets + [("+Inf", count)], sum_value=stats.get("processing:sum", 0.0))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from model.artifacts import list_models
+from model.hardware import resolve_precision
 
 from .deps import Context, context, owner
 from .options import resolve_model
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["models"])
 @router.get("/models", response_model=list[ModelOut], summary="Installed models")
 def get_models(ctx: Context = Depends(context), _: str = Depends(owner)):
     manifests = list_models(ctx.settings.models_dir)
+    precision = resolve_precision(ctx.settings.precision)
     defaults = set()
     for scale in sorted({m.scale for m in manifests}):
         try:
@@ -25,4 +27,5 @@ def get_models(ctx: Context = Depends(context), _: str = Depends(owner)):
         "name": m.name, "scale": m.scale, "arch": m.arch, "description": m.description,
         "num_params": m.num_params, "metrics": m.metrics, "default": m.name in defaults,
         "strength": {"default": m.interpolation.default_strength} if m.interpolation else None,
+        "precision": precision,
     } for m in manifests]

@@ -52,6 +52,7 @@ class JobOut(BaseModel):
     options: dict[str, Any]
     output: OutputInfo | None
     error: ErrorInfo | None
+    precision: str | None = None  # compute type the model ran in (float32, bfloat16, float16), once finished
 
 
 class StrengthInfo(BaseModel):
@@ -67,6 +68,7 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any]
     default: bool
     strength: StrengthInfo | None
+    precision: str  # compute type jobs run in here (the precision setting resolved on this host)
 
 
 ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422, 429, 503)}

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from . import imageio
 from .artifacts import Manifest, list_models
 from .errors import ESRGANError, InvalidOption, MissingExtra
-from .settings import Settings, get_settings
+from .hardware import describe, resolve_precision
+from .settings import PRECISION_SETTINGS, Settings, get_settings
 
 # Inside folders only files named like images are taken (sidecar .xmp/.json files are common);
 # the format itself is always read from the bytes. Files named on the command line are always tried.
@@ -38,9 +39,9 @@ def register(subparsers) -> None:
     up.add_argument("--height", type=int, help="exact output height")
     up.add_argument("--tile", type=int, help="tile size in input pixels; 0 = one pass (default: automatic)")
     up.add_argument("--strength", type=float, help="0 = smooth (PSNR) .. 1 = sharp (GAN), for models that have both")
-    up.add_argument("--precision", choices=("float32", "bfloat16", "float16"),
-                    help="compute type (default: ESRGAN_PRECISION, else float32); bfloat16 is ~2x faster on CPUs "
-                         "with AVX512-BF16/AMX")
+    up.add_argument("--precision", choices=PRECISION_SETTINGS,
+                    help="compute type (default: ESRGAN_PRECISION, else auto = bfloat16 on CPUs with "
+                         "AMX/AVX512-BF16, float16 on GPUs, else float32)")
     up.add_argument("--ensemble", action="store_true",
                     help="self-ensemble: average the outputs for 8 flips/rotations (~+0.1 dB, 8x the time)")
     up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
@@ -166,7 +167,7 @@ def cmd_upscale(args) -> int:
 
         return upscale_remote(args, jobs, failures)
     try:
-        from .engine import load_upscaler  # imports TensorFlow
+        from .engine import load_upscaler, precision_line  # imports TensorFlow
     except ModuleNotFoundError as exc:
         if exc.name not in ("tensorflow", "keras", "cv2", "scipy"):
             raise
@@ -174,6 +175,8 @@ def cmd_upscale(args) -> int:
                            "(or use a service: --server URL / ESRGAN_SERVER)") from None
 
     upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
+    print(f"esrgan: {upscaler.name} (x{upscaler.scale}), precision {precision_line(settings.precision)}",
+          file=sys.stderr)
     start, written = time.perf_counter(), {}
     single = len(jobs) == 1
     with tqdm(total=len(jobs), unit="tile" if single else "image", desc=upscaler.name, disable=None) as bar:
@@ -188,7 +191,8 @@ def cmd_upscale(args) -> int:
     for source, message in failures:
         print(f"esrgan: failed: {source}: {message}", file=sys.stderr)
     where = next(iter(written)) if len(written) == 1 else args.output
-    print(f"upscaled {len(written)} of {total} image(s) with {upscaler.name} (x{upscaler.scale}) in {seconds:.1f} s"
+    print(f"upscaled {len(written)} of {total} image(s) with {upscaler.name} (x{upscaler.scale}, "
+          f"{upscaler.precision}) in {seconds:.1f} s"
           + (f" -> {where}" if written else "") + (f"; {len(failures)} failed" if failures else ""))
     return 1 if failures else 0
 
@@ -211,16 +215,17 @@ def _metrics_text(metrics: dict) -> str:
     return ", ".join(parts) or "-"
 
 
-def _row(m: Manifest) -> dict:
+def _row(m: Manifest, precision: str) -> dict:
     return {"name": m.name, "scale": m.scale, "arch": m.arch, "params": m.num_params, "default": m.default,
-            "metrics": m.metrics, "description": m.description, "architecture": m.params}
+            "metrics": m.metrics, "description": m.description, "architecture": m.params, "precision": precision}
 
 
 def cmd_models(args) -> int:
     settings = _settings(args)
     models = list_models(settings.models_dir)
+    precision = resolve_precision(settings.precision)  # what `esrgan upscale` runs them in here
     if args.json:
-        print(json.dumps([_row(m) for m in models], indent=2))
+        print(json.dumps([_row(m, precision) for m in models], indent=2))
         return 0
     if not models:
         print(f"no models in {settings.models_dir}", file=sys.stderr)
@@ -232,4 +237,5 @@ def cmd_models(args) -> int:
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
     print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folder {settings.models_dir})")
+    print(f"precision: {describe(settings.precision)}")
     return 0

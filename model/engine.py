@@ -5,6 +5,7 @@ many threads at once (Real-ESRGAN keeps per-call images on ``self``; that mixes 
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -16,7 +17,10 @@ import tensorflow as tf
 
 from .artifacts import Manifest, find_model, load_keras_model, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
-from .settings import Settings, get_settings
+from .hardware import describe, resolve_precision
+from .settings import PRECISION_SETTINGS, Settings, get_settings
+
+log = logging.getLogger("esrgan.engine")
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool] | threading.Event
@@ -29,6 +33,8 @@ class Upscaler:
                  tile_memory_mb: int = 1536):
         self.model = model
         self.manifest = manifest
+        # What the convolutions compute in (the build's dtype policy): reported with every result
+        self.precision = next((layer.compute_dtype for layer in model.layers if layer.weights), "float32")
         self.name = manifest.name
         self.scale = manifest.scale
         self.tile = tile
@@ -47,9 +53,11 @@ class Upscaler:
         self._forward = forward
 
     @classmethod
-    def from_artifact(cls, folder: Path | str, *, strength: float | None = None, precision: str = "float32",
+    def from_artifact(cls, folder: Path | str, *, strength: float | None = None, precision: str = "auto",
                       **kwargs) -> "Upscaler":
+        """``precision``: one of PRECISION_SETTINGS; ``auto`` = the fastest this machine has (model.hardware)."""
         manifest = read_manifest(folder)
+        precision = engine_precision(precision)
         return cls(load_keras_model(folder, manifest, strength=strength, precision=precision), manifest, **kwargs)
 
     # --- sizes ------------------------------------------------------------------------------------
@@ -191,6 +199,18 @@ class Upscaler:
         store(y0, y1, x0, x1, sr[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s])
 
 
+def engine_precision(setting: str) -> str:
+    """The concrete precision of a setting, with TensorFlow's own view of the GPUs (it may lack CUDA)."""
+    if setting not in PRECISION_SETTINGS:
+        raise InvalidOption(f"precision must be one of {', '.join(PRECISION_SETTINGS)}, got {setting!r}")
+    return resolve_precision(setting, gpu=bool(tf.config.list_physical_devices("GPU")))
+
+
+def precision_line(setting: str) -> str:
+    """``float32 (auto: AMD EPYC, no AMX/AVX512-BF16)``: what runs and why, for logs and listings."""
+    return describe(setting, gpu=bool(tf.config.list_physical_devices("GPU")))
+
+
 def _peak(dtype) -> float:
     """The value that means full intensity: 255 for 8 bit, 65535 for 16 bit, 1.0 for floats."""
     return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
@@ -232,4 +252,6 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
             _cache[key] = Upscaler.from_artifact(folder, strength=key[2], precision=settings.precision,
                                                  tile=settings.tile, tile_pad=settings.tile_pad,
                                                  tile_memory_mb=settings.tile_memory_mb)
+            log.info("loaded %s (x%d), precision %s", manifest.name, manifest.scale,
+                     precision_line(settings.precision))
         return _cache[key]

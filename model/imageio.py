@@ -3,7 +3,11 @@ before any full decode, apply EXIF orientation, keep the ICC profile, keep 16 bi
 
 Decoded layout (what the engine takes): ``HxW`` gray, ``HxWx3`` RGB, ``HxWx4`` RGBA; uint8, or uint16 for
 16-bit PNG/TIFF. Gray+alpha becomes RGBA (gray replicated) so alpha has one layout; palette becomes RGB(A),
-CMYK and other colour models RGB, 1-bit gray 8-bit gray. Animated or multi-page inputs give their first frame.
+CMYK and other colour models RGB, 1-bit gray 8-bit gray. Animated or multi-page inputs give their first frame
+(an MPO, the two-frame JPEG of many cameras, is a JPEG).
+
+The probe reads headers only: it never decodes pixel data and walks at most ``MAX_FRAMES_COUNTED`` pages.
+Decoding refuses truncated or corrupt data rather than returning a partial image.
 
 No TensorFlow here (the API probes uploads); OpenCV is imported only for 16-bit colour, which Pillow
 reduces to 8 bits.
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, LimitExceeded, UnsupportedFormat
 
@@ -36,6 +40,27 @@ ALIASES = {"jpeg": "jpg", "tif": "tiff"}
 # Our own pixel limit (checked from the header) is the guard; Pillow's bomb check stays on as a backstop
 # whose error is translated below, and its warning (between 1x and 2x its threshold) is noise next to ours.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+# A JPEG with an MP index (MPO: stereo pairs, phone depth maps) is a JPEG whose first frame is the photo.
+_SAME_AS = {"MPO": "JPEG"}
+
+# Who applies the EXIF orientation, per format (one rule each). Pillow (>= 13) and OpenCV (>= 5) rotate
+# TIFFs while decoding, and Pillow reports a TIFF's displayed size; for the other formats we read the
+# orientation from the header and rotate the decoded pixels ourselves.
+_DECODER_ORIENTS = frozenset({"TIFF"})
+
+# Pillow's TIFF n_frames walks every page with a list lookup per page (quadratic): 96,000 one-pixel pages
+# took 42 s. Only the first page is decoded, so counting a few is enough.
+MAX_FRAMES_COUNTED = 64
+
+# PNG text chunks are metadata we do not use; Pillow's default allows 64 MB of inflated text per file.
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * 2**20
+
+# Modes the decoders turn into our layouts; anything else (LAB, HSV...) is refused by the probe.
+_DECODABLE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F",
+                    "I;16", "I;16L", "I;16B", "I;16N"}
+# 16-bit TIFF photometric interpretations OpenCV decodes: min-is-white/black gray, RGB
+_TIFF16_PHOTOMETRIC = {0: "gray", 1: "gray", 2: "RGB"}
 
 # Magic numbers, only to name what Pillow could not open (a truncated PNG vs. a PDF)
 _MAGIC = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
@@ -56,8 +81,8 @@ class ImageInfo:
     bit_depth: int  # 8 or 16 bits per sample
     has_alpha: bool
     channels: int  # stored channels with alpha: 1 gray, 2 gray+alpha, 3 colour, 4 colour+alpha
-    frames: int  # > 1 for animations and multi-page files; only the first is decoded
-    orientation: int = 1  # EXIF orientation (1..8) applied on decode
+    frames: int  # > 1 for animations and multi-page files (TIFF pages counted up to MAX_FRAMES_COUNTED)
+    orientation: int = 1  # EXIF orientation (1..8), applied on decode
 
     @property
     def pixels(self) -> int:
@@ -125,16 +150,19 @@ def _open(data: bytes, max_pixels: int | None) -> tuple[Image.Image, ImageInfo]:
                                 f"(accepted: {', '.join(ACCEPTED)})") from None
     except _DECODE_ERRORS as exc:
         raise ImageError(f"corrupt {sniff(data) or 'image'} header: {exc}") from None
-    if img.format not in ACCEPTED:
+    fmt = _SAME_AS.get(img.format, img.format)
+    if fmt not in ACCEPTED:
         raise UnsupportedFormat(f"unsupported format: {img.format} (accepted: {', '.join(ACCEPTED)})")
+    if img.mode not in _DECODABLE_MODES:
+        raise UnsupportedFormat(f"unsupported {fmt} colour model {img.mode!r}")
     width, height = img.size
     if max_pixels and width * height > max_pixels:  # before reading anything more of the file
         raise LimitExceeded(f"image is {width}x{height} ({width * height:,} pixels), over the input "
                             f"limit of {max_pixels:,} pixels")
     try:
-        return img, _info(img, data)
-    except _DECODE_ERRORS as exc:  # e.g. a broken frame chain found while counting frames
-        raise ImageError(f"corrupt {img.format} file: {exc}") from None
+        return img, _info(img, fmt, data)
+    except _DECODE_ERRORS as exc:  # e.g. a broken page chain found while counting pages
+        raise ImageError(f"corrupt {fmt} file: {exc}") from None
 
 
 def _bit_depth(img: Image.Image, data: bytes) -> int:
@@ -145,28 +173,61 @@ def _bit_depth(img: Image.Image, data: bytes) -> int:
         bits = max(bits) if isinstance(bits, tuple) else int(bits)
         if bits > 16:
             raise UnsupportedFormat(f"{bits}-bit TIFF samples are not supported (8 or 16 bits only)")
+        photometric = img.tag_v2.get(262, 1)
+        if bits == 16 and photometric not in _TIFF16_PHOTOMETRIC:  # e.g. 16-bit CMYK: OpenCV cannot decode it
+            raise UnsupportedFormat(f"16-bit TIFF in the {img.mode} colour model is not supported "
+                                    "(16-bit gray or RGB only; save it as 8-bit, or convert it to RGB)")
         return 16 if bits == 16 else 8
     return 8
 
 
 def _orientation(img: Image.Image) -> int:
+    if img.format == "TIFF":
+        value = img.tag_v2.get(0x0112, 1)  # the tag Pillow and OpenCV rotate by
+    elif img.format == "PNG" and "exif" not in img.info:
+        # No eXIf before the pixel data (where the PNG spec puts it). Pillow's getexif() would decode the
+        # whole image to look for one after it; such a late chunk is ignored, by the probe and the decode alike.
+        return 1
+    else:
+        try:
+            value = img.getexif().get(0x0112, 1)
+        except Exception:  # unreadable EXIF is not worth refusing the image for
+            return 1
     try:
-        value = int(img.getexif().get(0x0112, 1))
-    except Exception:  # unreadable EXIF is not worth refusing the image for
+        value = int(value)
+    except (TypeError, ValueError):
         return 1
     return value if 1 <= value <= 8 else 1
 
 
-def _info(img: Image.Image, data: bytes) -> ImageInfo:
+def _frames(img: Image.Image) -> int:
+    """Frames or pages, from the header (PNG acTL, WebP, the MPO index); TIFF pages up to MAX_FRAMES_COUNTED."""
+    if img.format != "TIFF":
+        return getattr(img, "n_frames", 1)
+    if not getattr(img, "is_animated", False):
+        return 1
+    count = 1
+    try:
+        while count < MAX_FRAMES_COUNTED:
+            img.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    img.seek(0)
+    return count
+
+
+def _info(img: Image.Image, fmt: str, data: bytes) -> ImageInfo:
     # Pillow opens 16-bit gray+alpha PNG as RGBA: the PNG colour type (0 gray, 4 gray+alpha) says what it is
-    gray = data[25] in (0, 4) if img.format == "PNG" else img.mode in _GRAY_MODES
+    gray = data[25] in (0, 4) if fmt == "PNG" else img.mode in _GRAY_MODES
     has_alpha = "A" in img.mode or "a" in img.mode or img.has_transparency_data
     orientation = _orientation(img)
-    width, height = img.size if orientation < 5 else img.size[::-1]  # 5..8 swap the axes
-    return ImageInfo(format=img.format, width=width, height=height, mode=img.mode,
+    # 5..8 swap the axes; a TIFF's size from Pillow is already the displayed one
+    swap = orientation >= 5 and fmt not in _DECODER_ORIENTS
+    width, height = img.size[::-1] if swap else img.size
+    return ImageInfo(format=fmt, width=width, height=height, mode=img.mode,
                      bit_depth=_bit_depth(img, data), has_alpha=has_alpha,
-                     channels=(1 if gray else 3) + has_alpha, frames=getattr(img, "n_frames", 1),
-                     orientation=orientation)
+                     channels=(1 if gray else 3) + has_alpha, frames=_frames(img), orientation=orientation)
 
 
 def probe(data: bytes, *, max_pixels: int | None = None) -> ImageInfo:
@@ -210,17 +271,76 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return pixels[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
 
 
+def _colour_key_alpha(pixels: np.ndarray, key) -> np.ndarray:
+    """16-bit gray PNG with a tRNS colour key (OpenCV drops it) as gray+alpha's RGBA layout."""
+    alpha = np.where(pixels == key, 0, 65535).astype(np.uint16)
+    return np.dstack([pixels] * 3 + [alpha])
+
+
+def _png_pixel_bytes(width: int, height: int, bit_depth: int, colour_type: int, interlaced: bool) -> int:
+    """Inflated size of a PNG's image data: each row is a filter byte and the packed samples."""
+    samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 4)
+
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * samples * bit_depth + 7) // 8) if w > 0 and h > 0 else 0
+
+    if not interlaced:
+        return rows(width, height)
+    adam7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    return sum(rows(-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in adam7)
+
+
+def check_png_data(data: bytes) -> None:
+    """Refuse a PNG whose image data is short, corrupt or fails its CRC. Pillow accepts a zlib stream that
+    ends before the last row (the missing rows come out black); here the IDAT stream is inflated in 1 MB
+    pieces and must hold every row IHDR declares."""
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    expected = _png_pixel_bytes(width, height, depth, colour_type, interlace == 1)
+    inflater, inflated, pos = zlib.decompressobj(), 0, 8
+    while pos + 12 <= len(data) and inflated < expected:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            break
+        if kind == b"IDAT":
+            if struct.unpack(">I", data[end:end + 4])[0] != zlib.crc32(data[pos + 4:end]):
+                raise ImageError("corrupt PNG image: an image data chunk fails its CRC check")
+            piece = data[pos + 8:end]
+            try:
+                while piece and inflated < expected:
+                    inflated += len(inflater.decompress(piece, 2**20))
+                    piece = inflater.unconsumed_tail
+            except zlib.error as exc:
+                raise ImageError(f"corrupt PNG image data: {exc}") from None
+        elif kind == b"IEND":
+            break
+        pos = end + 4
+    if inflated < expected:
+        raise ImageError(f"truncated PNG image: its image data ends at {inflated:,} of {expected:,} bytes "
+                         f"({height} rows declared)")
+
+
 def decode(data: bytes, *, max_pixels: int | None = None) -> Decoded:
     img, info = _open(data, max_pixels)
+    if info.format == "PNG":
+        check_png_data(data)
     try:
-        pixels = _cv2_pixels(data) if info.bit_depth == 16 else _pillow_pixels(img, info)
+        if info.bit_depth == 16:
+            pixels = _cv2_pixels(data)
+            if pixels.ndim == 2 and info.has_alpha:
+                pixels = _colour_key_alpha(pixels, img.info.get("transparency"))
+        else:
+            img.load()  # once: a second load() after a failed one returns the partial image silently
+            pixels = _pillow_pixels(img, info)
     except _DECODE_ERRORS as exc:
         raise ImageError(f"corrupt or truncated {info.format} image: {exc}") from None
     icc = img.info.get("icc_profile") or None
     if img.mode == "CMYK":
         icc = None  # a CMYK profile does not describe the RGB pixels we return
-    pixels = np.ascontiguousarray(orient(pixels, info.orientation))
-    return Decoded(pixels=pixels, info=info, icc_profile=icc, exif_transposed=info.orientation != 1)
+    if info.format not in _DECODER_ORIENTS:
+        pixels = orient(pixels, info.orientation)
+    return Decoded(pixels=np.ascontiguousarray(pixels), info=info, icc_profile=icc,
+                   exif_transposed=info.orientation != 1)
 
 
 def read_image(path: Path | str, *, max_pixels: int | None = None) -> Decoded:

@@ -16,6 +16,9 @@ SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "shipped"
 # Compute types of the engine and of training (weights stay float32); here so TF-free code can check them
 Precision = Literal["float32", "bfloat16", "float16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# The engine's setting: a precision, or "auto" = the fastest this machine has (model.hardware decides)
+PrecisionSetting = Literal["auto", "float32", "bfloat16", "float16"]
+PRECISION_SETTINGS: tuple[str, ...] = get_args(PrecisionSetting)
 
 
 class Settings(BaseSettings):
@@ -30,8 +33,9 @@ class Settings(BaseSettings):
     tile: int | None = Field(None, ge=0, description="LR tile size; 0 = one pass, unset = automatic from tile_memory_mb")
     tile_pad: int = Field(16, ge=0, description="Overlap margin (LR pixels) around each tile so tiles join without seams")
     tile_memory_mb: int = Field(1536, ge=64, description="Activation memory budget that sizes automatic tiles")
-    precision: Precision = Field(
-        "float32", description="Compute type: bfloat16 is ~2x faster on CPUs with AVX512-BF16/AMX (-0.02 dB)")
+    precision: PrecisionSetting = Field(
+        "auto", description="Compute type: auto = bfloat16 on CPUs with AMX/AVX512-BF16 (~2x, -0.02 dB), "
+        "float16 on GPUs, else float32")
 
     # Image limits (checked from the header, before any full decode)
     max_input_pixels: int = Field(16_000_000, ge=1, description="Largest accepted input, width*height")

@@ -60,3 +60,37 @@ def exif_orientation(value: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = value
     return exif.tobytes()
+
+
+def png_rows(pixels: np.ndarray, rows: int | None = None, exif_after_idat: bytes | None = None,
+             trns: bytes | None = None) -> bytes:
+    """A PNG of 8/16-bit gray or RGB ``pixels`` whose (complete, valid) zlib stream holds only the first
+    ``rows`` rows, optionally with a tRNS chunk and an eXIf chunk after the image data."""
+    height, width = pixels.shape[:2]
+    depth = 16 if pixels.dtype == np.uint16 else 8
+    colour_type = 0 if pixels.ndim == 2 else 2
+    data = pixels.astype(">u2") if depth == 16 else pixels
+    raw = b"".join(b"\x00" + data[y].tobytes() for y in range(height if rows is None else rows))
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + (png_chunk(b"tRNS", trns) if trns else b"")
+            + png_chunk(b"IDAT", zlib.compress(raw))
+            + (png_chunk(b"eXIf", exif_after_idat) if exif_after_idat else b"") + png_chunk(b"IEND", b""))
+
+
+def tiff_bytes(pixels: np.ndarray, orientation: int = 1, pages: int = 1, photometric: str | None = None) -> bytes:
+    """A TIFF (tifffile) with an orientation tag, and ``pages - 1`` more one-pixel pages after the first."""
+    import tifffile
+
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        tif.write(pixels, photometric=photometric or ("rgb" if pixels.ndim == 3 else "minisblack"),
+                  extratags=[(274, "H", 1, orientation, True)])
+        for _ in range(pages - 1):
+            tif.write(np.zeros((1, 1), np.uint8), contiguous=False)
+    return buf.getvalue()
+
+
+def mpo_bytes(first: np.ndarray, second: np.ndarray) -> bytes:
+    """A two-frame JPEG (MPO), as phones and stereo cameras write."""
+    return pillow_bytes(Image.fromarray(first), "MPO", save_all=True, append_images=[Image.fromarray(second)],
+                        quality=95)

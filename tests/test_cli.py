@@ -10,6 +10,7 @@ from PIL import Image
 
 from model import imageio
 from model.artifacts import read_manifest
+from model.hardware import resolve_precision
 from tests.conftest import make_artifact
 from tests.imagefactory import exif_orientation, pattern, pillow_bytes, srgb_profile
 
@@ -37,7 +38,9 @@ def test_folder_batch_mirrors_the_tree_keeps_layouts_and_names_failures(tmp_path
     run = esrgan("upscale", src, missing, "-o", out, "--models-dir", models_dir, "--tile", "8")
 
     assert run.returncode == 1, run.stderr
-    assert "upscaled 4 of 6 image(s) with tiny-x4 (x4)" in run.stdout and "2 failed" in run.stdout
+    here = resolve_precision("auto")
+    assert f"upscaled 4 of 6 image(s) with tiny-x4 (x4, {here})" in run.stdout and "2 failed" in run.stdout
+    assert f"esrgan: tiny-x4 (x4), precision {here} (auto: " in run.stderr  # what runs, said at start
     assert f"failed: {src / 'sub' / 'broken.png'}: corrupt or truncated PNG" in run.stderr
     assert f"failed: {missing}: no such file or folder" in run.stderr
     assert "Traceback" not in run.stderr
@@ -107,6 +110,11 @@ def test_models_lists_name_scale_arch_params_metrics(tmp_path, models_dir):
         ("tiny-x2", 2, "rrdbnet", True), ("tiny-x4", 4, "rrdbnet", True)]
     assert [r["params"] for r in rows] == [read_manifest(models_dir / r["name"]).num_params for r in rows]
     assert rows[0]["architecture"]["num_block"] == 2
+    assert {r["precision"] for r in rows} == {resolve_precision("auto")}  # the default setting, resolved here
+    table = esrgan("models", "--models-dir", models_dir).stdout
+    assert f"precision: {resolve_precision('auto')} (auto: " in table
+    assert "precision: bfloat16 (set)" in esrgan("models", "--models-dir", models_dir, env={
+        "ESRGAN_PRECISION": "bfloat16"}).stdout
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -166,7 +166,8 @@ def test_interpolation_pair_and_engine_tiles_match_pytorch(tmp_path):
                                for k, v in gan.state_dict().items()})
         expected = torch_output(blend, image[None].astype(np.float32) / 255)[0]
         expected = np.rint(np.clip(expected, 0, 1) * 255)
-        up = Upscaler.from_artifact(tmp_path / "m" / "pair", strength=strength, tile=16)  # several tiles
+        up = Upscaler.from_artifact(tmp_path / "m" / "pair", strength=strength, tile=16,  # several tiles
+                                    precision="float32")  # against PyTorch's float32
         got = up.upscale(image)
         assert got.shape == (160, 96, 3) and got.dtype == np.uint8
         assert np.abs(got.astype(int) - expected).max() <= 1, strength

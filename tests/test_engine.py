@@ -182,8 +182,9 @@ def test_self_ensemble_averages_the_eight_transforms(x4, photo):
 def test_bfloat16_precision_computes_in_bf16_and_stays_close(models_dir, photo):
     import keras
 
-    f32 = Upscaler.from_artifact(models_dir / "tiny-x4")
+    f32 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="float32")
     bf16 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="bfloat16")
+    assert (f32.precision, bf16.precision) == ("float32", "bfloat16")
     assert bf16.model.get_layer("conv_first").compute_dtype == "bfloat16"
     assert f32.model.get_layer("conv_first").compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored after building

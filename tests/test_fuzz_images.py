@@ -1,6 +1,8 @@
 """Image decoders fuzzed with hypothesis: corrupted and crafted files of every accepted kind are each
 processed or refused with ImageError / UnsupportedFormat / LimitExceeded, never another exception, a
-hang (hypothesis deadline) or unbounded memory (decompression bombs refused from the header)."""
+hang (hypothesis deadline) or unbounded memory (decompression bombs refused from the header); whatever
+both accept, the probe (API) and the decode (worker) agree on. Generated PNG / TIFF / JPEG structures
+(rows missing, eXIf before or after the pixels, orientations, page counts, MPO) come out exactly right."""
 from __future__ import annotations
 
 import io
@@ -15,6 +17,7 @@ from PIL import Image
 
 from model import imageio
 from model.errors import ImageError, LimitExceeded
+from tests.imagefactory import exif_orientation, mpo_bytes, pattern, png_rows, tiff_bytes
 
 MAX_PIXELS = 4_000_000
 REFUSALS = (ImageError, LimitExceeded)  # UnsupportedFormat is an ImageError
@@ -59,6 +62,12 @@ SEEDS = {
     "tiff-deflate": _save(_noise(16, 16), "TIFF", compression="tiff_adobe_deflate"),
     "bmp": _save(_noise(16, 16), "BMP"),
     "gif-animated": _animated("GIF"),
+    "mpo": mpo_bytes(pattern(16, 24), pattern(16, 24, seed=1)),
+    "tiff-pages": tiff_bytes(pattern(12, 16), pages=5),
+    "tiff-orientation-6": tiff_bytes(pattern(12, 16), orientation=6),
+    "tiff-16bit-orientation-8": tiff_bytes(pattern(12, 16, dtype=np.uint16), orientation=8),
+    "png-16bit-gray-trns": png_rows(pattern(12, 16, channels=1, dtype=np.uint16), trns=b"\x00\x07"),
+    "png-exif-after-idat": png_rows(pattern(12, 16), exif_after_idat=exif_orientation(6)[6:]),
 }
 
 
@@ -87,11 +96,12 @@ def bmp_declaring(width: int, height: int) -> bytes:
 
 
 def exercise(data: bytes) -> None:
-    """Probe and decode; only a result or one of our refusals may come out."""
+    """Probe and decode; only a result or one of our refusals may come out, and what the API's probe
+    promised about an image the worker decodes (size, channels, depth) is what the decode gives."""
     try:
-        imageio.probe(data, max_pixels=MAX_PIXELS)  # what the API runs on an upload
+        info = imageio.probe(data, max_pixels=MAX_PIXELS)  # what the API runs on an upload
     except REFUSALS:
-        pass
+        info = None
     try:
         decoded = imageio.decode(data, max_pixels=MAX_PIXELS)
     except REFUSALS:
@@ -99,6 +109,14 @@ def exercise(data: bytes) -> None:
     pixels = decoded.pixels
     assert pixels.dtype in (np.uint8, np.uint16) and pixels.ndim in (2, 3)
     assert pixels.shape[0] * pixels.shape[1] <= MAX_PIXELS
+    assert info is not None, "decoded what the probe refused"
+    assert_matches_probe(info, pixels)
+
+
+def assert_matches_probe(info: imageio.ImageInfo, pixels: np.ndarray) -> None:
+    layout = {1: (), 2: (4,), 3: (3,), 4: (4,)}[info.channels]  # gray+alpha decodes as RGBA
+    assert pixels.shape == (info.height, info.width) + layout, (info, pixels.shape)
+    assert pixels.dtype == (np.uint16 if info.bit_depth == 16 else np.uint8)
 
 
 @pytest.mark.parametrize("kind", sorted(SEEDS))
@@ -165,3 +183,73 @@ def test_zero_size_and_empty():
     for maker in (png_declaring, bmp_declaring):
         with pytest.raises(ImageError):
             imageio.decode(maker(0, 0))
+
+
+# --- generated structures: each is decoded exactly right or refused ---------------------------------------
+
+STRUCTURE = settings(max_examples=60, deadline=3000, suppress_health_check=[HealthCheck.too_slow],
+                     derandomize=True)
+sizes = st.tuples(st.integers(1, 24), st.integers(1, 24))
+
+
+@STRUCTURE
+@given(size=sizes, sixteen=st.booleans(), channels=st.sampled_from([1, 3]), data=st.data(),
+       exif=st.one_of(st.none(), st.tuples(st.integers(1, 8), st.booleans())))
+def test_png_structures(size, sixteen, channels, data, exif):
+    """Rows missing from a complete zlib stream are refused; an eXIf chunk counts only before the pixels."""
+    (height, width), dtype = size, np.uint16 if sixteen else np.uint8
+    pixels = pattern(height, width, channels=channels, dtype=dtype, seed=height * width)
+    rows = data.draw(st.integers(0, height), label="rows")
+    png = png_rows(pixels, rows=rows)
+    orientation = 1
+    if exif is not None:
+        value, before_idat = exif
+        chunk = _png_chunk(b"eXIf", exif_orientation(value)[6:])
+        if before_idat:
+            png, orientation = png[:33] + chunk + png[33:], value
+        else:
+            png = png[:-12] + chunk + png[-12:]
+    info = imageio.probe(png)
+    expected = imageio.orient(pixels, orientation)
+    assert (info.width, info.height, info.orientation) == (expected.shape[1], expected.shape[0], orientation)
+    if rows < height:
+        with pytest.raises(ImageError, match="truncated PNG"):
+            imageio.decode(png)
+        return
+    decoded = imageio.decode(png).pixels
+    assert_matches_probe(info, decoded)
+    np.testing.assert_array_equal(decoded, expected)
+
+
+@STRUCTURE
+@given(size=sizes, sixteen=st.booleans(), channels=st.sampled_from([1, 3]), orientation=st.integers(1, 8),
+       pages=st.integers(1, 300))
+def test_tiff_structures(size, sixteen, channels, orientation, pages):
+    """Orientation applied once (by the decoders, never again by us), whatever the depth; pages after the
+    first counted up to the cap and never decoded."""
+    (height, width), dtype = size, np.uint16 if sixteen else np.uint8
+    pixels = pattern(height, width, channels=channels, dtype=dtype, seed=height + width)
+    tiff = tiff_bytes(pixels, orientation=orientation, pages=pages)
+    info, decoded = imageio.probe(tiff), imageio.decode(tiff)
+    expected = imageio.orient(pixels, orientation)
+    assert info.frames == min(pages, imageio.MAX_FRAMES_COUNTED)
+    assert_matches_probe(info, decoded.pixels)
+    np.testing.assert_array_equal(decoded.pixels, expected)
+
+
+@STRUCTURE
+@given(size=st.tuples(st.integers(8, 40), st.integers(8, 40)), orientation=st.integers(1, 8), mpo=st.booleans())
+def test_jpeg_structures(size, orientation, mpo):
+    """A JPEG or a two-frame MPO, any orientation: the first frame, turned once, the size the probe said."""
+    height, width = size
+    pixels = pattern(height, width, noise=0)
+    exif = exif_orientation(orientation)
+    if mpo:
+        frames = [Image.fromarray(pixels), Image.fromarray(255 - pixels)]
+        jpeg = _save(frames[0], "MPO", save_all=True, append_images=frames[1:], quality=95, exif=exif)
+    else:
+        jpeg = _save(Image.fromarray(pixels), "JPEG", quality=95, exif=exif)
+    info, decoded = imageio.probe(jpeg), imageio.decode(jpeg)
+    assert info.format == "JPEG" and info.frames == (2 if mpo else 1) and info.orientation == orientation
+    assert_matches_probe(info, decoded.pixels)
+    assert np.abs(decoded.pixels.astype(int) - imageio.orient(pixels, orientation)).mean() < 6

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,8 @@ from PIL import Image, ImageOps
 
 from model import imageio
 from model.errors import ImageError, LimitExceeded, UnsupportedFormat
-from tests.imagefactory import (exif_orientation, insert_after_ihdr, pattern, pillow_bytes, png16_gray_alpha,
-                                png_chunk, raw_png, srgb_profile)
+from tests.imagefactory import (exif_orientation, insert_after_ihdr, mpo_bytes, pattern, pillow_bytes,
+                                png16_gray_alpha, png_chunk, png_rows, raw_png, srgb_profile, tiff_bytes)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSY = {"jpg": 6, "webp": 8}  # mean absolute error allowed at quality 95
@@ -263,3 +264,115 @@ def test_imageio_imports_neither_tensorflow_nor_opencv():
     code = ("import sys, model.imageio as m; m.probe(m.encode(__import__('numpy').zeros((4, 4), 'uint8'), 'png'));"
             "assert 'tensorflow' not in sys.modules and 'cv2' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# --- hostile and unusual structures: the probe reads headers only, decode refuses partial data ----------
+
+def test_many_page_tiff_is_probed_and_decoded_in_bounded_time():
+    """Pillow's n_frames walks every page quadratically (96,000 pages: 42 s); only page one matters."""
+    first = pattern(8, 12)
+    data = tiff_bytes(first, pages=30_000)
+    start = time.perf_counter()
+    info = imageio.probe(data)
+    out = imageio.decode(data)
+    assert time.perf_counter() - start < 1.0
+    assert info.frames == imageio.MAX_FRAMES_COUNTED and (info.width, info.height) == (12, 8)
+    np.testing.assert_array_equal(out.pixels, first)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_truncated_png_image_data_is_refused_not_filled_black(dtype, channels):
+    """IHDR says 60 rows, the (complete, valid) zlib stream holds 6: Pillow would return black rows."""
+    pixels = pattern(60, 40, channels=channels, dtype=dtype)
+    data = png_rows(pixels, rows=6)
+    assert imageio.probe(data).height == 60  # the header is fine
+    with pytest.raises(ImageError, match="truncated PNG"):
+        imageio.decode(data)
+    np.testing.assert_array_equal(imageio.decode(png_rows(pixels)).pixels, pixels)
+
+
+def test_png_with_a_zlib_error_or_a_bad_crc_in_its_image_data_is_refused():
+    data = bytearray(png_rows(pattern(60, 40)))
+    idat = data.index(b"IDAT")
+    broken = bytearray(data)
+    broken[idat + 4 + 50: idat + 4 + 60] = b"\xff" * 10  # garbage mid-stream, CRC recomputed
+    length = int.from_bytes(data[idat - 4:idat], "big")
+    broken[idat + 4 + length: idat + 8 + length] = zlib.crc32(broken[idat:idat + 4 + length]).to_bytes(4, "big")
+    with pytest.raises(ImageError, match="corrupt PNG"):
+        imageio.decode(bytes(broken))
+    data[idat + 30] ^= 0x01  # one bit flipped, CRC left as it was
+    with pytest.raises(ImageError, match="CRC"):
+        imageio.decode(bytes(data))
+
+
+def test_exif_after_the_image_data_is_ignored_by_probe_and_decode_alike():
+    pixels = pattern(20, 30)
+    data = png_rows(pixels, exif_after_idat=exif_orientation(6)[6:])
+    info, out = imageio.probe(data), imageio.decode(data)
+    assert (info.width, info.height, info.orientation) == (30, 20, 1)
+    np.testing.assert_array_equal(out.pixels, pixels)
+
+
+def test_probe_of_a_16_megapixel_16bit_png_decodes_no_pixels():
+    """A 4000x4000 16-bit RGB PNG compresses to ~100 KB; decoding it would take ~100 MB. The probe runs in
+    a fresh process whose peak memory must not move."""
+    code = ("import resource, struct, time, zlib; from model import imageio; from tests.imagefactory import png_chunk;"
+            "z = zlib.compressobj(); row = bytes(1 + 4000 * 6);"  # compressed row by row: no big buffer here
+            "idat = b''.join(z.compress(row) for _ in range(4000)) + z.flush();"
+            "data = (b'\\x89PNG\\r\\n\\x1a\\n' + png_chunk(b'IHDR', struct.pack('>IIBBBBB', 4000, 4000, 16, 2, 0, 0, 0))"
+            "        + png_chunk(b'IDAT', idat) + png_chunk(b'IEND', b''));"
+            "imageio.probe(data[:100]);"  # Pillow imports its plugins on first use
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; start = time.perf_counter();"
+            "info = imageio.probe(data, max_pixels=16_000_000);"
+            "assert (info.width, info.height, info.bit_depth) == (4000, 4000, 16), info;"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, time.perf_counter() - start)")
+    grown, seconds = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                                    text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
+    assert int(grown) < 5, f"the probe grew the process by {grown} MB"
+    assert float(seconds) < 0.2, f"the probe took {seconds} s"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_tiff_orientation_is_applied_once(dtype, orientation):
+    stored = pattern(32, 48, dtype=dtype)  # 48 wide, 32 high
+    data = tiff_bytes(stored, orientation=orientation)
+    expected = {3: np.rot90(stored, 2), 6: np.rot90(stored, -1), 8: np.rot90(stored, 1)}[orientation]
+    info, out = imageio.probe(data), imageio.decode(data)
+    assert (info.width, info.height) == (expected.shape[1], expected.shape[0])
+    assert info.orientation == orientation and out.exif_transposed
+    np.testing.assert_array_equal(out.pixels, expected)
+
+
+def test_mpo_is_a_jpeg_whose_first_frame_is_used():
+    first, second = pattern(24, 32, noise=0), np.zeros((24, 32, 3), np.uint8)
+    data = mpo_bytes(first, second)
+    info, out = imageio.probe(data), imageio.decode(data)
+    assert (info.format, info.frames, info.width, info.height) == ("JPEG", 2, 32, 24)
+    assert np.abs(out.pixels.astype(int) - first).mean() < LOSSY["jpg"]
+
+
+def test_16bit_gray_png_colour_key_becomes_alpha():
+    gray = pattern(10, 12, channels=1, dtype=np.uint16)
+    key = int(gray[3, 4])
+    data = png_rows(gray, trns=key.to_bytes(2, "big"))
+    info, out = imageio.probe(data), imageio.decode(data)
+    assert info.has_alpha and info.channels == 2 and info.bit_depth == 16
+    assert out.pixels.shape == (10, 12, 4) and out.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(out.pixels[..., 0], gray)
+    np.testing.assert_array_equal(out.pixels[..., 3], np.where(gray == key, 0, 65535))
+
+
+def test_16bit_cmyk_tiff_is_refused_by_the_probe():
+    data = tiff_bytes(pattern(8, 8, channels=4, dtype=np.uint16), photometric="separated")
+    with pytest.raises(UnsupportedFormat, match="16-bit TIFF"):
+        imageio.probe(data)
+    assert imageio.decode(tiff_bytes(pattern(8, 8, channels=4), photometric="separated")).pixels.shape == (8, 8, 3)
+
+
+def test_png_text_chunks_cannot_inflate_much_memory():
+    bomb = png_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b" " * 2**20))  # 1 MB of text from 1 KB
+    data = insert_after_ihdr(imageio.encode(pattern(), "png"), bomb * 8)
+    with pytest.raises(ImageError):
+        imageio.probe(data)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.hardware import resolve_precision
 from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload, wait_until
 
 LIMITS = dict(max_upload_bytes=400_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
@@ -72,6 +73,7 @@ def test_job_goes_from_upload_to_download(stack, client):
     assert done["output"]["width"] == 256 and done["output"]["height"] == 192 and done["output"]["format"] == "png"
     assert done["started_at"] and done["finished_at"] and done["processing_seconds"] > 0
     assert done["queue_seconds"] >= 0 and done["error"] is None
+    assert done["precision"] == resolve_precision("auto")  # the default setting, resolved by the worker
 
     r = client.get(done["output"]["url"])
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
@@ -182,6 +184,7 @@ def test_models_health_and_metrics(stack, client):
     assert set(models) == {"tiny-x2", "tiny-x4"}
     assert models["tiny-x4"]["scale"] == 4 and models["tiny-x4"]["default"] is True
     assert models["tiny-x4"]["num_params"] > 0 and models["tiny-x4"]["strength"] is None
+    assert models["tiny-x4"]["precision"] == resolve_precision("auto")
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["workers"]["count"] >= 1
@@ -190,6 +193,8 @@ def test_models_health_and_metrics(stack, client):
     assert 'esrgan_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
     assert 'esrgan_jobs_total{status="succeeded"}' in text and "esrgan_queue_depth" in text
     assert "esrgan_redis_up 1.0" in text and "esrgan_workers 1.0" in text
+    ran = [line for line in text.splitlines() if line.startswith("esrgan_jobs_by_precision_total{")]
+    assert ran and f'precision="{resolve_precision("auto")}"' in ran[0] and float(ran[0].split()[-1]) >= 1
     count = [line for line in text.splitlines() if line.startswith("esrgan_job_processing_seconds_count")]
     assert count and float(count[0].split()[-1]) >= 1
 

@@ -135,6 +135,7 @@ class Job:
     output: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     cancel_requested: bool = False
+    precision: str | None = None  # the compute type the model ran in (set when the job finishes)
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> "Job":
@@ -147,7 +148,7 @@ class Job:
             started_at=h.get("started_at") or None, finished_at=h.get("finished_at") or None,
             done=int(h.get("done") or 0), total=int(h.get("total") or 0), attempts=int(h.get("attempts") or 0),
             worker=h.get("worker") or None, output=loads("output"), error=loads("error"),
-            cancel_requested=h.get("cancel") == "1",
+            cancel_requested=h.get("cancel") == "1", precision=h.get("precision") or None,
         )
 
     @property
@@ -242,16 +243,20 @@ class JobStore:
         self.transition(job_id, (RUNNING,), RUNNING, attempt, done=str(done), total=str(total))
 
     def finish(self, job_id: str, status: str, attempt: int | None = None, *, output: dict | None = None,
-               error: dict | None = None, processing_seconds: float | None = None,
+               error: dict | None = None, processing_seconds: float | None = None, precision: str | None = None,
                allowed: tuple[str, ...] = (QUEUED, RUNNING)) -> None:
         fields: dict[str, Any] = {"finished_at": now_iso()}
         if output is not None:
             fields["output"] = output
         if error is not None:
             fields["error"] = error
+        if precision is not None:
+            fields["precision"] = precision
         self.transition(job_id, allowed, status, attempt, **fields)
         if processing_seconds is not None:
             self.observe_processing(processing_seconds)
+        if precision is not None:
+            self.r.hincrby(self.STATS, f"precision:{precision}", 1)
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes canceled now (its message is skipped when delivered); a running

@@ -16,6 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.log import get_logger
 
 from model.errors import Canceled, ESRGANError
+from model.hardware import resolve_precision
 from model.settings import get_settings
 
 from .celery_app import TASK_NAME, make_celery
@@ -59,7 +60,10 @@ def _after_fork(**_):
                 loaded.append(manifest.name)
             except ESRGANError as exc:  # a broken artifact fails its jobs, not the worker
                 log.error("cannot preload model %s: %s", manifest.name, exc)
-    log.warning("job process %d ready (preloaded: %s)", os.getpid(), ", ".join(loaded) or "none")
+    from model.engine import precision_line
+
+    log.warning("job process %d ready (preloaded: %s; precision %s)", os.getpid(), ", ".join(loaded) or "none",
+                precision_line(settings.precision))
 
 
 class JobTask(Task):
@@ -117,7 +121,8 @@ def process(job_id: str, worker: str) -> str:
         data = files.path(UPLOADS, job_id, job.input["format"]).read_bytes()
         decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
         size = (opts["width"], opts["height"]) if opts.get("width") else None
-        result = upscaler(job.model, opts.get("strength")).upscale(
+        engine = upscaler(job.model, opts.get("strength"))
+        result = engine.upscale(
             decoded.pixels, outscale=opts.get("outscale"), size=size, tile=opts.get("tile"), progress=progress,
             cancel=cancel, ensemble=bool(opts.get("ensemble")))
         encoded = imageio.encode(result, opts["format"], quality=opts.get("quality") or 95,
@@ -126,7 +131,8 @@ def process(job_id: str, worker: str) -> str:
         height, width = result.shape[:2]
         output = {"width": width, "height": height, "format": opts["format"], "bytes": len(encoded)}
         try:
-            jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started)
+            jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started,
+                        precision=engine.precision)
         except (JobGone, TransitionRefused):
             out_path.unlink(missing_ok=True)  # deleted or canceled meanwhile: keep no orphan
             return CANCELED
@@ -164,7 +170,8 @@ def _start_heartbeat(sender=None, **_):
         while not stop.is_set():
             try:
                 beat_store.heartbeat(name, {"pid": os.getpid(), "queue": settings.queue,
-                                            "concurrency": settings.worker_concurrency})
+                                            "concurrency": settings.worker_concurrency,
+                                            "precision": resolve_precision(settings.precision)})
             except Exception as exc:  # Redis away: try again next beat
                 log.warning("heartbeat failed: %s", exc)
             stop.wait(settings.worker_heartbeat_seconds)
