@@ -6,18 +6,17 @@ first byte is sent. Entries are stored, not deflated: the images are compressed 
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from contextlib import ExitStack
 from pathlib import PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from worker.jobs import SUCCEEDED
-from worker.storage import GENERATED
+from jobs.records import SUCCEEDED
+from jobs.storage import GENERATED, Download
 
 from .deps import Context, context, owner
 from .errors import APIError
@@ -25,7 +24,6 @@ from .jobs import download_name, find_job
 from .schemas import ERRORS
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-CHUNK = 1 << 20
 
 
 class ArchiveIn(BaseModel):
@@ -52,14 +50,14 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def zip_stream(entries: list[tuple[str, BinaryIO, int]], files: ExitStack) -> Iterator[bytes]:
-    """Zip the open files ``(name, file, size)``, yielding the archive piece by piece; closes ``files``."""
+def zip_stream(entries: list[tuple[str, Download]], files: ExitStack) -> Iterator[bytes]:
+    """Zip the opened files, yielding the archive piece by piece; closes ``files`` at the end."""
     sink = _Sink()
     try:
         with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as archive:
-            for name, src, size in entries:
-                with archive.open(name, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as dst:
-                    while chunk := src.read(CHUNK):
+            for name, download in entries:
+                with archive.open(name, "w", force_zip64=download.size >= zipfile.ZIP64_LIMIT) as dst:
+                    for chunk in download.chunks:
                         dst.write(chunk)
                         yield sink.take()
         yield sink.take()
@@ -95,17 +93,17 @@ def create_archive(body: ArchiveIn, ctx: Context = Depends(context), who: str = 
     if not_ready:
         raise APIError(409, "result_not_ready", f"{len(not_ready)} of the jobs have no result yet (not succeeded): "
                        + ", ".join(not_ready[:5]))
-    paths = [ctx.storage.path(GENERATED, job.id, job.output["format"]) for job in jobs]
+    total = sum(job.output["bytes"] for job in jobs)
+    if total > settings.max_archive_bytes:
+        raise APIError(422, "limit_exceeded", f"the results total {total:,} bytes; one archive takes "
+                       f"at most {settings.max_archive_bytes:,}")
     with ExitStack() as opened:
-        try:  # opened now: a job deleted while the zip streams cannot cut it short
-            files = [opened.enter_context(open(path, "rb")) for path in paths]
-        except FileNotFoundError:
-            raise APIError(404, "result_missing", "a result file no longer exists") from None
-        sizes = [os.fstat(f.fileno()).st_size for f in files]
-        if sum(sizes) > settings.max_archive_bytes:
-            raise APIError(422, "limit_exceeded", f"the results total {sum(sizes):,} bytes; one archive takes "
-                           f"at most {settings.max_archive_bytes:,}")
-        names = unique_names([download_name(job) for job in jobs])
-        stream = zip_stream(list(zip(names, files, sizes)), opened.pop_all())
+        entries = []
+        for name, job in zip(unique_names([download_name(job) for job in jobs]), jobs):
+            # Opened now (FileMissing: 404 before any byte): a job deleted while the zip streams cannot cut it short.
+            download = ctx.storage.open(GENERATED, job.id, job.output["format"])
+            opened.callback(download.chunks.close)
+            entries.append((name, download))
+        stream = zip_stream(entries, opened.pop_all())
     return StreamingResponse(stream, media_type="application/zip",
                              headers={"Content-Disposition": 'attachment; filename="esrgan-results.zip"'})

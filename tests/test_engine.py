@@ -1,6 +1,7 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -112,13 +113,14 @@ def test_cancel_between_tiles(x4, photo):
 
 
 def test_out_of_memory_on_a_tile_retries_smaller(x4, photo):
-    # Fault injection: the device refuses any tile input over 80x80 pixels, as a GPU out of memory would.
+    # Fault injection: the device refuses any tile input over 100x100 pixels (a tile and its mirrored
+    # context), as a GPU out of memory would.
     real = x4._forward
     shapes = []
 
     def forward(x):
         shapes.append(tuple(x.shape[1:3]))
-        if x.shape[1] * x.shape[2] > 80 * 80:
+        if x.shape[1] * x.shape[2] > 100 * 100:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
         return real(x)
 
@@ -127,7 +129,7 @@ def test_out_of_memory_on_a_tile_retries_smaller(x4, photo):
         out = x4.upscale(photo, tile=0).astype(int)
     finally:
         x4._forward = real
-    assert len(shapes) > 1 and max(a * b for a, b in shapes[1:]) <= 80 * 80
+    assert len(shapes) > 1 and max(a * b for a, b in shapes[1:]) <= 100 * 100
     assert np.abs(out - x4.upscale(photo, tile=0).astype(int)).max() <= 1
 
 
@@ -192,3 +194,37 @@ def test_bfloat16_precision_computes_in_bf16_and_stays_close(models_dir, photo):
     assert b.dtype == a.dtype and np.abs(a - b).mean() < 2.0
     with pytest.raises(InvalidOption, match="precision must be one of"):
         Upscaler.from_artifact(models_dir / "tiny-x4", precision="int8")
+
+
+# --- borders: mirrored context, not the network's zero padding ------------------------------------------
+
+@pytest.fixture(scope="module", params=["esrgan-psnr-x4", "esrgan-psnr-x2"])
+def shipped(request):
+    from model.settings import SHIPPED_MODELS_DIR
+
+    return Upscaler.from_artifact(SHIPPED_MODELS_DIR / request.param, tile_pad=16)
+
+
+def test_tiny_and_flat_images_keep_their_colours(shipped):
+    """Without mirrored borders a 1x1 (250,10,120) came out (67,33,35) and flat images' corners drifted."""
+    one = shipped.upscale(np.array([[[250, 10, 120]]], np.uint8))
+    assert one.shape == (shipped.scale, shipped.scale, 3)
+    assert np.abs(one.astype(int) - (250, 10, 120)).max() <= 3
+    flat = np.full((64, 48, 3), (40, 160, 220), np.uint8)
+    for tile in (0, 32):
+        assert np.abs(shipped.upscale(flat, tile=tile).astype(int) - flat[0, 0]).max() <= 3
+    gray16 = np.full((5, 3), 50_000, np.uint16)
+    assert np.abs(shipped.upscale(gray16).astype(int) - 50_000).max() <= 3 * 257
+
+
+@pytest.mark.parametrize("shape", [(1, 600), (600, 1), (2, 300)])
+def test_strips_are_upscaled_like_their_interior(shipped, shape):
+    """1xN strips (all border) were 17 dB from bicubic; smooth strips now match it closely."""
+    t = np.linspace(0, 1, max(shape))
+    line = np.stack([127 + 100 * np.sin(t * 20), 127 + 100 * np.cos(t * 13), 90 + 50 * np.sin(t * 7)], -1)
+    img = np.broadcast_to(line.reshape(1, -1, 3) if shape[0] <= 2 else line.reshape(-1, 1, 3), shape + (3,))
+    img = np.ascontiguousarray(img).astype(np.uint8)
+    out = shipped.upscale(img).astype(float)
+    ref = cv2.resize(img, (shape[1] * shipped.scale, shape[0] * shipped.scale), interpolation=cv2.INTER_CUBIC)
+    psnr = 10 * np.log10(255**2 / ((out - ref) ** 2).mean())
+    assert psnr > 35, f"{psnr:.1f} dB"
