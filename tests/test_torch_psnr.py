@@ -52,7 +52,8 @@ def test_realworld_patches_are_seeded_per_sample(photos):
 def test_realworld_run_writes_a_checkpoint_that_converts_and_runs(photos, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "training.torch_psnr", "--data", str(photos / "hr"), "--scale", "2",
-           "--degradation", "realworld", "--usm-gt", "--workers", "1", "--batch", "2", "--patch", "16",
+           "--degradation", "realworld", "--usm-gt", "--second-order-prob", "0.5", "--workers", "1",
+           "--batch", "2", "--patch", "16",
            "--num-block", "1", "--num-feat", "8", "--num-grow-ch", "4", "--max-steps", "4", "--seconds", "600",
            "--warmup", "1", "--rescales", "1.0", "--log-every", "2", "--val", f"real={photos / 'val'}",
            "--out", str(out)]

@@ -162,6 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--degradation", choices=("bicubic", "realworld"), default="bicubic",
                     help="LR inputs: MATLAB bicubic (cut on the GPU) or Real-ESRGAN's second-order "
                          "degradation (training.degrade, made by CPU loader workers)")
+    ap.add_argument("--second-order-prob", type=float, default=1.0,
+                    help="realworld: share of pairs degraded twice (Real-ESRGAN: 1), the rest once")
     ap.add_argument("--usm-gt", action="store_true", help="realworld: L1 against the unsharp-masked HR (Real-ESRNet)")
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                     help="realworld: DataLoader worker processes making pairs")
@@ -173,6 +175,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.usm_gt and args.degradation != "realworld":
         ap.error("--usm-gt sharpens the targets of --degradation realworld pairs only")
+    if not 0 <= args.second_order_prob <= 1:
+        ap.error("--second-order-prob is a share, 0..1")
 
     torch.manual_seed(args.seed)
     gen = np.random.default_rng(args.seed)
@@ -185,7 +189,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     images = load_hr(args.data, args.scale, [float(r) for r in args.rescales.split(",")])
     if args.degradation == "realworld":
-        patches = RealworldPatches(list(images), args.scale, args.patch, args.seed, args.usm_gt)
+        patches = RealworldPatches(list(images), args.scale, args.patch, args.seed, args.usm_gt,
+                                   degrade.DegradeConfig(second_order_prob=args.second_order_prob))
         loader = iter(torch.utils.data.DataLoader(
             patches, batch_size=args.batch, num_workers=args.workers, pin_memory=device.type == "cuda",
             worker_init_fn=_quiet_worker, persistent_workers=args.workers > 0,
