@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from model.hardware import BF16_FLAGS, auto_precision, cpu_info  # noqa: E402
-from tests.torch_reference import RRDBNet  # noqa: E402
+from training.torch_archs import RRDBNet  # noqa: E402
 
 
 def photos(n: int, size: int) -> list[np.ndarray]:
@@ -73,7 +73,7 @@ def main() -> None:
 
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    net = RRDBNet(4, nb=23, nf=64, gc=32).eval()
+    net = RRDBNet(4, num_block=23, num_feat=64, num_grow_ch=32).eval()
     images = photos(args.images, args.size)
     model_name, flags = cpu_info()
     bf16_cpu = [f for f in BF16_FLAGS if f in flags]
