@@ -139,6 +139,7 @@ class Job:
     error: dict[str, str] | None = None
     cancel_requested: bool = False
     precision: str | None = None  # the compute type the model ran in (set when the job finishes)
+    webhook: dict[str, Any] | None = None  # delivery of the callback_url: status, attempts, last answer
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> "Job":
@@ -152,6 +153,7 @@ class Job:
             done=int(h.get("done") or 0), total=int(h.get("total") or 0), attempts=int(h.get("attempts") or 0),
             worker=h.get("worker") or None, output=loads("output"), error=loads("error"),
             cancel_requested=h.get("cancel") == "1", precision=h.get("precision") or None,
+            webhook=loads("webhook"),
         )
 
     @property
@@ -262,6 +264,13 @@ class JobStore:
         if precision is not None:
             self.r.hincrby(self.STATS, f"precision:{precision}", 1)
 
+    def record_webhook(self, job: Job, delivery: dict) -> None:
+        """Note a webhook attempt on the finished job (nothing if it was deleted meanwhile)."""
+        try:
+            self.transition(job.id, TERMINAL, job.status, webhook=delivery)
+        except (JobGone, TransitionRefused):
+            pass
+
     def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes canceled now (its message is skipped when delivered); a running
         job is flagged and stops between tiles; a finished job is left as it is. Returns its status."""
@@ -332,6 +341,26 @@ class JobStore:
 
     def exists(self, job_id: str) -> bool:
         return bool(JOB_ID.match(job_id)) and bool(self.r.exists(self.key(job_id)))
+
+
+def job_json(job: Job) -> dict:
+    """The job as the API shows it (GET /v1/jobs/{id}) and webhooks send it."""
+    fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
+    url = f"/v1/jobs/{job.id}"
+    return {
+        "id": job.id, "status": job.status, "model": job.model,
+        "progress": {"done": job.done, "total": job.total, "fraction": round(fraction, 4)},
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
+        "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
+        "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
+                  "url": f"{url}/input"},
+        "options": job.options.model_dump(),
+        "output": {**job.output, "url": f"{url}/result"} if job.output else None,
+        "error": job.error,
+        "precision": job.precision,
+        "webhook": job.webhook,
+    }
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
