@@ -1,7 +1,10 @@
 """/v1/jobs: submit an image, follow the job, download the result, cancel or delete it."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from contextlib import contextmanager
 from pathlib import PurePosixPath
 
 from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
@@ -10,11 +13,13 @@ from fastapi.responses import FileResponse
 from model.errors import LimitExceeded, ESRGANError
 from model.imageio import ImageInfo, probe
 from worker.celery_app import enqueue
-from worker.jobs import SUCCEEDED, Job, new_job_id, seconds_between
+from worker.jobs import SUCCEEDED, IdempotencyKeyReused, Job, new_job_id, seconds_between
 from worker.storage import GENERATED, MEDIA_TYPES, UPLOADS, EXTENSIONS
 
 from .deps import Context, context, owner
 from .errors import APIError
+from .files import FileDownload
+from .forms import single_valued
 from .options import Requested, check
 from .schemas import ERRORS, JobOut
 
@@ -49,13 +54,15 @@ def display_name(filename: str | None) -> str:
 def submit(ctx: Context, who: str, upload: UploadFile, req: Requested, idempotency_key: str | None) -> Job:
     """Validate, store and enqueue an upload; the one path behind /v1/jobs, /upload and /enhance."""
     settings, store = ctx.settings, ctx.store
-    if idempotency_key:
-        previous = store.find_idempotent(who, idempotency_key)
-        if previous is not None:
-            return previous
     data = upload.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise APIError(413, "upload_too_large", f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
+    fingerprint = request_fingerprint(data, upload.filename, req)
+    if idempotency_key:
+        with idempotency_checked():
+            previous = store.find_idempotent(who, idempotency_key, fingerprint)
+        if previous is not None:
+            return previous
     try:
         info = probe(data, max_pixels=settings.max_input_pixels)
     except LimitExceeded as exc:
@@ -71,17 +78,34 @@ def submit(ctx: Context, who: str, upload: UploadFile, req: Requested, idempoten
     if not store.admit(settings.queue, settings.max_queue_depth):
         raise APIError(429, "queue_full", "the job queue is full; try again later", retry_after)
     try:
-        return _store_and_enqueue(ctx, who, upload, data, info, manifest, options, idempotency_key)
+        return _store_and_enqueue(ctx, who, upload, data, info, manifest, options, idempotency_key, fingerprint)
     finally:
         store.admitted(settings.queue)
 
 
+def request_fingerprint(data: bytes, filename: str | None, req: Requested) -> str:
+    """What a retry under the same Idempotency-Key must repeat: the image, its name and the options."""
+    options = json.dumps(vars(req), sort_keys=True, default=str)
+    return hashlib.sha256(hashlib.sha256(data).digest() + f"{filename}\0{options}".encode()).hexdigest()
+
+
+@contextmanager
+def idempotency_checked():
+    try:
+        yield
+    except IdempotencyKeyReused:
+        # As the IETF Idempotency-Key draft and Stripe answer a key reused with another request
+        raise APIError(422, "idempotency_key_reused", "this Idempotency-Key was already used for a request "
+                       "with a different image, name or options; use a new key for a new request") from None
+
+
 def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo, manifest,
-                       options: dict, idempotency_key: str | None) -> Job:
+                       options: dict, idempotency_key: str | None, fingerprint: str) -> Job:
     settings, store = ctx.settings, ctx.store
     job_id = new_job_id()
     if idempotency_key:
-        winner = store.claim_idempotency_key(who, idempotency_key, job_id)
+        with idempotency_checked():
+            winner = store.claim_idempotency_key(who, idempotency_key, job_id, fingerprint)
         if winner is not None:  # a concurrent retry got there first
             job = store.get(winner)
             if job is None:
@@ -94,7 +118,7 @@ def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, 
             raise APIError(503, "storage_unavailable", f"cannot store the upload: {exc.strerror or exc}") from None
         job = store.create(job_id, owner=who, model=manifest.name, options=options, input={
             "name": display_name(upload.filename), "width": info.width, "height": info.height,
-            "format": info.format.lower(), "bytes": len(data)})
+            "format": info.format.lower(), "bytes": len(data)}, idempotency_key=idempotency_key)
         enqueue(ctx.celery, job_id, settings.queue)
     except Exception:
         _undo(ctx, who, job_id, idempotency_key)
@@ -148,31 +172,32 @@ def download_name(job: Job) -> str:
     return f"{stem}_{suffix}.{EXTENSIONS[opts['format']]}"
 
 
-def result_file(ctx: Context, job: Job, inline: bool = False) -> FileResponse:
+def result_file(ctx: Context, job: Job, inline: bool = False) -> FileDownload:
     if job.status != SUCCEEDED or not job.output:
         raise APIError(409, "result_not_ready", f"the job is {job.status}; the result exists once it has succeeded")
     path = ctx.storage.path(GENERATED, job.id, job.output["format"])
     if not path.is_file():
         raise APIError(404, "result_missing", "the result file no longer exists")
-    return FileResponse(path, media_type=MEDIA_TYPES[EXTENSIONS[job.output["format"]]], filename=download_name(job),
+    return FileDownload(path, media_type=MEDIA_TYPES[EXTENSIONS[job.output["format"]]], filename=download_name(job),
                         content_disposition_type="inline" if inline else "attachment")
 
 
-def input_file(ctx: Context, job: Job) -> FileResponse:
+def input_file(ctx: Context, job: Job) -> FileDownload:
     fmt = EXTENSIONS[job.input["format"]]
     path = ctx.storage.path(UPLOADS, job.id, fmt)
     if not path.is_file():
         raise APIError(404, "input_missing", "the input file no longer exists")
-    return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=job.input.get("name") or f"input.{fmt}",
+    return FileDownload(path, media_type=MEDIA_TYPES[fmt], filename=job.input.get("name") or f"input.{fmt}",
                         content_disposition_type="inline")
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=ERRORS,
-             summary="Submit an image to enhance")
+             summary="Submit an image to enhance", dependencies=[Depends(single_valued)])
 def create_job(response: Response, image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP)"),
                req: Requested = Depends(job_form),
                idempotency_key: str | None = Header(None, max_length=200,
-                                                    description="Retries with the same key return the same job"),
+                                                    description="Retries with the same key and the same request "
+                                                                "return the same job; another request: 422"),
                ctx: Context = Depends(context), who: str = Depends(owner)):
     job = submit(ctx, who, image, req, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"

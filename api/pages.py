@@ -4,12 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from worker.storage import GENERATED, UPLOADS
 
 from .deps import Context, context, owner
 from .errors import APIError
+from .files import FileDownload
+from .forms import single_valued
 from .jobs import find_job, input_file, job_form, result_file, submit
 from .options import Requested
 from .schemas import ERRORS
@@ -20,10 +22,11 @@ router = APIRouter(tags=["pages"])
 
 @router.get("/", include_in_schema=False)
 def index():
-    return FileResponse(STATIC / "index.html", media_type="text/html")
+    return FileDownload(STATIC / "index.html", media_type="text/html")
 
 
-@router.post("/upload", status_code=303, responses=ERRORS, summary="Form upload; redirects to the result page")
+@router.post("/upload", status_code=303, responses=ERRORS, summary="Form upload; redirects to the result page",
+             dependencies=[Depends(single_valued)])
 def upload(image: UploadFile = File(...), req: Requested = Depends(job_form), ctx: Context = Depends(context),
            who: str = Depends(owner)):
     job = submit(ctx, who, image, req, None)
@@ -31,7 +34,7 @@ def upload(image: UploadFile = File(...), req: Requested = Depends(job_form), ct
 
 
 router.add_api_route("/enhance", upload, methods=["POST"], status_code=303, responses=ERRORS,
-                     summary="Same as /upload")
+                     summary="Same as /upload", dependencies=[Depends(single_valued)])
 
 
 @router.get("/result/{job_id}", include_in_schema=False)
@@ -43,7 +46,7 @@ def result_page(job_id: str, ctx: Context = Depends(context), who: str = Depends
             raise
         # a browser route: a stale or mistyped link gets a page with a way back, not the API's JSON
         return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
-    return FileResponse(STATIC / "result.html", media_type="text/html")
+    return FileDownload(STATIC / "result.html", media_type="text/html")
 
 
 NOT_FOUND_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Job not found - ESRGAN</title>

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(128_000_000, ge=1, description="Largest output, width*height")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload")
 
+    # HTTP requests (slow or oversized clients hold no connection or memory for long)
+    max_request_header_bytes: int = Field(64 * 1024, ge=1024, description="Largest request line + headers (431)")
+    request_read_timeout: float = Field(30, gt=0, description="Seconds the API waits for the next piece of a "
+                                        "request's headers or body before answering 408 and closing")
+    upload_timeout: float = Field(600, gt=0, description="Seconds a whole request body may take to arrive (408)")
+
     # Service
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "ESRGAN_REDIS_URL"))
     data_dir: Path = Field(Path("data"), description="Storage for job inputs and outputs (shared by API and workers)")
