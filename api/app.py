@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from model.settings import Settings, get_settings
-from worker.celery_app import make_celery
-from worker.jobs import JobStore
-from worker.storage import Storage
+from jobs.queue import make_celery
+from jobs.records import JobStore
+from jobs.settings import Settings, get_settings
+from jobs.storage import StorageError, open_storage
 
 from . import errors, health, jobs, models, pages
 from .deps import Context
@@ -38,12 +38,15 @@ async def _sweep_files(ctx: Context) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    ctx = Context(settings=settings, store=JobStore(settings), storage=Storage(settings),
+    ctx = Context(settings=settings, store=JobStore(settings), storage=open_storage(settings),
                   celery=make_celery(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        ctx.storage.writable()  # creates the folders
+        try:
+            ctx.storage.check()  # creates the folders (or the bucket)
+        except StorageError as exc:  # not fatal: uploads answer 503 and /readyz says why until it is back
+            log.warning("storage not ready: %s", exc)
         sweeper = asyncio.create_task(_sweep_files(ctx))
         yield
         sweeper.cancel()

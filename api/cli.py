@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.cli import apply_overrides
+    from jobs.settings import apply_overrides
 
     if args.workers is not None and args.workers < 0:
         raise SystemExit("esrgan serve: --workers must be 0 or more")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from model.settings import get_settings
+    from jobs.settings import clear_cache, get_settings
 
     from .embedded import EmbeddedRedis
     from .server import HTTP
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if not settings.redis_url:
             embedded = EmbeddedRedis(settings.data_dir.resolve() / "redis").start()
             os.environ["REDIS_URL"] = embedded.url
-            get_settings.cache_clear()
+            clear_cache()
             print(f"esrgan serve: embedded Redis on {embedded.url} (data in {embedded.data_dir})", flush=True)
         if args.workers != 0:
             worker = SupervisedWorker()

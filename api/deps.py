@@ -9,9 +9,9 @@ from celery import Celery
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from model.settings import Settings
-from worker.jobs import JobStore, owner_of
-from worker.storage import Storage
+from jobs.records import JobStore, owner_of
+from jobs.settings import Settings
+from jobs.storage import Storage
 
 from .errors import APIError
 

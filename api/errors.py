@@ -1,4 +1,7 @@
-"""Every error answers ``{"error": {"code": ..., "message": ...}}`` with a 4xx/5xx status."""
+"""Every error answers ``{"error": {"code": ..., "message": ...}}`` with a 4xx/5xx status.
+
+The one place where the errors of the library (``model.errors``) and of the job domain (``jobs``:
+storage, Redis, the queue) become HTTP statuses."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException
+
+from jobs.storage import GENERATED, FileMissing, StorageUnavailable
+from model.errors import ESRGANError, ImageError
 
 log = logging.getLogger("esrgan.api")
 
@@ -50,6 +56,21 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         return error_response(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(ESRGANError)
+    async def _library_error(request: Request, exc: ESRGANError):
+        # Unreadable or unsupported images: 415; options, limits, models that do not fit: 422.
+        return error_response(415 if isinstance(exc, ImageError) else 422, exc.code, str(exc))
+
+    @app.exception_handler(FileMissing)
+    async def _file_missing(request: Request, exc: FileMissing):
+        return error_response(404, f"{'result' if exc.kind == GENERATED else 'input'}_missing", str(exc))
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_down(request: Request, exc: StorageUnavailable):
+        log.warning("storage unavailable: %s", exc)
+        return error_response(503, "storage_unavailable", f"job file storage is not available: {exc}",
+                              {"Retry-After": "5"})
 
     @app.exception_handler(redis.ConnectionError)
     @app.exception_handler(redis.TimeoutError)

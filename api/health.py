@@ -5,6 +5,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jobs.storage import StorageError
+
 from .deps import Context, context
 
 router = APIRouter(tags=["health"])
@@ -26,7 +28,11 @@ def readyz(ctx: Context = Depends(context)):
     except Exception as exc:
         checks["redis"] = {"ok": False, "message": f"Redis not reachable: {exc}"}
         checks["workers"] = {"ok": False, "message": "unknown while Redis is down"}
-    checks["storage"] = {"ok": ctx.storage.writable(), "path": str(ctx.storage.root)}
+    try:
+        ctx.storage.check()
+        checks["storage"] = {"ok": True, "url": ctx.storage.url}
+    except StorageError as exc:
+        checks["storage"] = {"ok": False, "url": ctx.storage.url, "message": str(exc)}
     ready = all(c["ok"] for c in checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     if ready:

@@ -2,46 +2,30 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from contextlib import contextmanager
 from pathlib import PurePosixPath
 
-from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
-from fastapi.responses import FileResponse
+from typing import Annotated
+from urllib.parse import quote
 
-from model.errors import LimitExceeded, ESRGANError
+from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from jobs.queue import enqueue
+from jobs.records import SUCCEEDED, IdempotencyKeyReused, Job, new_job_id, seconds_between
+from jobs.storage import EXTENSIONS, GENERATED, MEDIA_TYPES, UPLOADS
 from model.imageio import ImageInfo, probe
-from worker.celery_app import enqueue
-from worker.jobs import SUCCEEDED, IdempotencyKeyReused, Job, new_job_id, seconds_between
-from worker.storage import GENERATED, MEDIA_TYPES, UPLOADS, EXTENSIONS
+from model.options import JobOptions, resolve_model, resolve_options
 
 from .deps import Context, context, owner
 from .errors import APIError
-from .files import FileDownload
+from .files import StoredFile
 from .forms import single_valued
-from .options import Requested, check
 from .schemas import ERRORS, JobOut
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-PUBLIC_OPTIONS = ("scale", "outscale", "width", "height", "tile", "strength", "ensemble", "format", "quality")
-
-
-def job_form(
-    model: str | None = Form(None, max_length=64, description="Model name (GET /v1/models); default: the scale's default"),
-    scale: int | None = Form(None, description="2 or 4: picks the default model of that scale"),
-    outscale: float | None = Form(None, gt=0, le=16, description="Output scale (native pass, then resize)"),
-    width: int | None = Form(None, ge=1, description="Exact output width (height follows the aspect if not given)"),
-    height: int | None = Form(None, ge=1, description="Exact output height"),
-    tile: int | None = Form(None, ge=0, le=4096, description="Tile size in input pixels; 0 = one pass"),
-    strength: float | None = Form(None, ge=0, le=1, description="Smooth (0) to sharp (1), for interpolated models"),
-    ensemble: bool = Form(False, description="Self-ensemble: average the results for the 8 flips/rotations "
-                                             "of the input (a little more faithful, 8x the time)"),
-    format: str | None = Form(None, max_length=8, description="png, jpg, webp or tiff; default: the input's"),
-    quality: int | None = Form(None, ge=1, le=100, description="JPEG/WebP quality"),
-) -> Requested:
-    return Requested(model=model, scale=scale, outscale=outscale, width=width, height=height, tile=tile,
-                     strength=strength, ensemble=ensemble, format=format, quality=quality)
+JobForm = Annotated[JobOptions, Form()]  # the upload form's option fields parse straight into JobOptions
 
 
 def display_name(filename: str | None) -> str:
@@ -51,25 +35,21 @@ def display_name(filename: str | None) -> str:
     return name or "image"
 
 
-def submit(ctx: Context, who: str, upload: UploadFile, req: Requested, idempotency_key: str | None) -> Job:
+def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idempotency_key: str | None) -> Job:
     """Validate, store and enqueue an upload; the one path behind /v1/jobs, /upload and /enhance."""
     settings, store = ctx.settings, ctx.store
     data = upload.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise APIError(413, "upload_too_large", f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
-    fingerprint = request_fingerprint(data, upload.filename, req)
+    fingerprint = request_fingerprint(data, upload.filename, options)
     if idempotency_key:
         with idempotency_checked():
             previous = store.find_idempotent(who, idempotency_key, fingerprint)
         if previous is not None:
             return previous
-    try:
-        info = probe(data, max_pixels=settings.max_input_pixels)
-    except LimitExceeded as exc:
-        raise APIError(422, exc.code, str(exc)) from None
-    except ESRGANError as exc:
-        raise APIError(415, exc.code, str(exc)) from None
-    manifest, options = check(settings, info, req)
+    info = probe(data, max_pixels=settings.max_input_pixels)  # errors: 415 / 422 (api/errors.py)
+    _, manifest = resolve_model(settings, options.model, options.scale)
+    options = resolve_options(options, manifest, info, settings.max_output_pixels)
 
     retry_after = {"Retry-After": str(settings.queue_retry_after)}
     if ctx.api_keys and store.in_flight(who) >= settings.max_jobs_in_flight_per_key:
@@ -78,15 +58,15 @@ def submit(ctx: Context, who: str, upload: UploadFile, req: Requested, idempoten
     if not store.admit(settings.queue, settings.max_queue_depth):
         raise APIError(429, "queue_full", "the job queue is full; try again later", retry_after)
     try:
-        return _store_and_enqueue(ctx, who, upload, data, info, manifest, options, idempotency_key, fingerprint)
+        return _store_and_enqueue(ctx, who, upload, data, info, options, idempotency_key, fingerprint)
     finally:
         store.admitted(settings.queue)
 
 
-def request_fingerprint(data: bytes, filename: str | None, req: Requested) -> str:
-    """What a retry under the same Idempotency-Key must repeat: the image, its name and the options."""
-    options = json.dumps(vars(req), sort_keys=True, default=str)
-    return hashlib.sha256(hashlib.sha256(data).digest() + f"{filename}\0{options}".encode()).hexdigest()
+def request_fingerprint(data: bytes, filename: str | None, options: JobOptions) -> str:
+    """What a retry under the same Idempotency-Key must repeat: the image, its name and the options as sent."""
+    sent = f"{filename}\0{options.model_dump_json()}".encode()
+    return hashlib.sha256(hashlib.sha256(data).digest() + sent).hexdigest()
 
 
 @contextmanager
@@ -94,13 +74,13 @@ def idempotency_checked():
     try:
         yield
     except IdempotencyKeyReused:
-        # As the IETF Idempotency-Key draft and Stripe answer a key reused with another request
+        # As the IETF Idempotency-Key draft and Stripe answer a key reused for another request
         raise APIError(422, "idempotency_key_reused", "this Idempotency-Key was already used for a request "
                        "with a different image, name or options; use a new key for a new request") from None
 
 
-def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo, manifest,
-                       options: dict, idempotency_key: str | None, fingerprint: str) -> Job:
+def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo,
+                       options: JobOptions, idempotency_key: str | None, fingerprint: str) -> Job:
     settings, store = ctx.settings, ctx.store
     job_id = new_job_id()
     if idempotency_key:
@@ -112,11 +92,8 @@ def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, 
                 raise APIError(409, "conflict", "a request with this Idempotency-Key is still being processed")
             return job
     try:
-        try:
-            ctx.storage.write(UPLOADS, job_id, info.format.lower(), data)
-        except OSError as exc:
-            raise APIError(503, "storage_unavailable", f"cannot store the upload: {exc.strerror or exc}") from None
-        job = store.create(job_id, owner=who, model=manifest.name, options=options, input={
+        ctx.storage.write(UPLOADS, job_id, info.format.lower(), data)  # StorageUnavailable: 503
+        job = store.create(job_id, owner=who, options=options, input={
             "name": display_name(upload.filename), "width": info.width, "height": info.height,
             "format": info.format.lower(), "bytes": len(data)}, idempotency_key=idempotency_key)
         enqueue(ctx.celery, job_id, settings.queue)
@@ -128,7 +105,7 @@ def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, 
 
 def _undo(ctx: Context, who: str, job_id: str, idempotency_key: str | None) -> None:
     """Best effort: a job that could not be queued leaves no record, file or key behind."""
-    for step in (lambda: ctx.store.delete(job_id), lambda: ctx.storage.remove_job(job_id),
+    for step in (lambda: ctx.store.delete(job_id), lambda: ctx.storage.delete_job(job_id),
                  lambda: idempotency_key and ctx.store.release_idempotency_key(who, idempotency_key)):
         try:
             step()
@@ -147,7 +124,7 @@ def job_json(job: Job) -> dict:
         "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
         "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
                   "url": f"{url}/input"},
-        "options": {k: job.options.get(k) for k in PUBLIC_OPTIONS},
+        "options": job.options,
         "output": {**job.output, "url": f"{url}/result"} if job.output else None,
         "error": job.error,
         "precision": job.precision,
@@ -163,43 +140,55 @@ def find_job(ctx: Context, who: str, job_id: str) -> Job:
 
 
 def download_name(job: Job) -> str:
+    """``photo_x4.png``, ``photo_x1.5.png``, or ``photo_100x75.png`` for a size that no scale gives."""
     stem = PurePosixPath(job.input.get("name") or "image").stem or "image"
     opts = job.options
-    if opts.get("width"):
-        suffix = f"{opts['width']}x{opts['height']}"
+    native = (job.input["width"] * opts.scale, job.input["height"] * opts.scale)
+    if opts.outscale is not None:
+        suffix = f"x{opts.outscale:g}"
+    elif opts.width and (opts.width, opts.height) != native:
+        suffix = f"{opts.width}x{opts.height}"
     else:
-        suffix = f"x{opts['outscale'] if opts.get('outscale') is not None else opts['scale']:g}"
-    return f"{stem}_{suffix}.{EXTENSIONS[opts['format']]}"
+        suffix = f"x{opts.scale}"
+    return f"{stem}_{suffix}.{EXTENSIONS[opts.format]}"
 
 
-def result_file(ctx: Context, job: Job, inline: bool = False) -> FileDownload:
+def content_disposition(filename: str, inline: bool) -> str:
+    kind = "inline" if inline else "attachment"
+    quoted = quote(filename)
+    return f"{kind}; filename*=utf-8''{quoted}" if quoted != filename else f'{kind}; filename="{filename}"'
+
+
+def file_response(ctx: Context, kind: str, job: Job, fmt: str, filename: str, inline: bool) -> Response:
+    """The file streamed through the API, or a redirect to a presigned URL where storage offers one."""
+    url = ctx.storage.presigned_url(kind, job.id, fmt, filename=filename, inline=inline)
+    if url:
+        return RedirectResponse(url, status_code=307)
+    download = ctx.storage.open(kind, job.id, fmt)  # FileMissing: 404 before any byte is sent
+    return StoredFile(download.chunks, download.size, media_type=MEDIA_TYPES[EXTENSIONS[fmt]],
+                      headers={"Content-Disposition": content_disposition(filename, inline)})
+
+
+def result_file(ctx: Context, job: Job, inline: bool = False) -> Response:
     if job.status != SUCCEEDED or not job.output:
         raise APIError(409, "result_not_ready", f"the job is {job.status}; the result exists once it has succeeded")
-    path = ctx.storage.path(GENERATED, job.id, job.output["format"])
-    if not path.is_file():
-        raise APIError(404, "result_missing", "the result file no longer exists")
-    return FileDownload(path, media_type=MEDIA_TYPES[EXTENSIONS[job.output["format"]]], filename=download_name(job),
-                        content_disposition_type="inline" if inline else "attachment")
+    return file_response(ctx, GENERATED, job, job.output["format"], download_name(job), inline)
 
 
-def input_file(ctx: Context, job: Job) -> FileDownload:
-    fmt = EXTENSIONS[job.input["format"]]
-    path = ctx.storage.path(UPLOADS, job.id, fmt)
-    if not path.is_file():
-        raise APIError(404, "input_missing", "the input file no longer exists")
-    return FileDownload(path, media_type=MEDIA_TYPES[fmt], filename=job.input.get("name") or f"input.{fmt}",
-                        content_disposition_type="inline")
+def input_file(ctx: Context, job: Job) -> Response:
+    fmt = job.input["format"]
+    return file_response(ctx, UPLOADS, job, fmt, job.input.get("name") or f"input.{EXTENSIONS[fmt]}", inline=True)
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=ERRORS,
              summary="Submit an image to enhance", dependencies=[Depends(single_valued)])
-def create_job(response: Response, image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP)"),
-               req: Requested = Depends(job_form),
+def create_job(response: Response, options: JobForm,
+               image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP)"),
                idempotency_key: str | None = Header(None, max_length=200,
                                                     description="Retries with the same key and the same request "
                                                                 "return the same job; another request: 422"),
                ctx: Context = Depends(context), who: str = Depends(owner)):
-    job = submit(ctx, who, image, req, idempotency_key)
+    job = submit(ctx, who, image, options, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_json(job)
 
@@ -210,13 +199,13 @@ def get_job(job_id: str, ctx: Context = Depends(context), who: str = Depends(own
 
 
 @router.get("/jobs/{job_id}/result", responses={**ERRORS, 200: {"content": {"image/png": {}}}},
-            response_class=FileResponse, summary="Download the enhanced image")
+            response_class=StreamingResponse, summary="Download the enhanced image")
 def get_result(job_id: str, ctx: Context = Depends(context), who: str = Depends(owner)):
     return result_file(ctx, find_job(ctx, who, job_id))
 
 
 @router.get("/jobs/{job_id}/input", responses={**ERRORS, 200: {"content": {"image/png": {}}}},
-            response_class=FileResponse, summary="The uploaded image")
+            response_class=StreamingResponse, summary="The uploaded image")
 def get_input(job_id: str, ctx: Context = Depends(context), who: str = Depends(owner)):
     return input_file(ctx, find_job(ctx, who, job_id))
 
@@ -234,5 +223,5 @@ def delete_job(job_id: str, ctx: Context = Depends(context), who: str = Depends(
     if not job.finished:
         ctx.store.request_cancel(job_id)
     ctx.store.delete(job_id)
-    ctx.storage.remove_job(job_id)
+    ctx.storage.delete_job(job_id)
     return Response(status_code=204)

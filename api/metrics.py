@@ -7,8 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from worker.celery_app import queue_depth
-from worker.jobs import PROCESSING_BUCKETS, STATUSES
+from jobs.queue import queue_depth
+from jobs.records import PROCESSING_BUCKETS, STATUSES
 
 from .deps import Context
 

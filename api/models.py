@@ -5,9 +5,9 @@ from fastapi import APIRouter, Depends
 
 from model.artifacts import list_models
 from model.hardware import resolve_precision
+from model.options import resolve_model
 
 from .deps import Context, context, owner
-from .options import resolve_model
 from .schemas import ModelOut
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -20,7 +20,7 @@ def get_models(ctx: Context = Depends(context), _: str = Depends(owner)):
     defaults = set()
     for scale in sorted({m.scale for m in manifests}):
         try:
-            defaults.add(resolve_model(ctx.settings, None, scale).name)
+            defaults.add(resolve_model(ctx.settings, None, scale)[1].name)
         except Exception:  # a scale whose configured default is missing has no default
             pass
     return [{

@@ -6,14 +6,13 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from worker.storage import GENERATED, UPLOADS
+from jobs.storage import GENERATED, UPLOADS, file_name, parse_name
 
 from .deps import Context, context, owner
 from .errors import APIError
 from .files import FileDownload
 from .forms import single_valued
-from .jobs import find_job, input_file, job_form, result_file, submit
-from .options import Requested
+from .jobs import JobForm, find_job, input_file, result_file, submit
 from .schemas import ERRORS
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -27,9 +26,9 @@ def index():
 
 @router.post("/upload", status_code=303, responses=ERRORS, summary="Form upload; redirects to the result page",
              dependencies=[Depends(single_valued)])
-def upload(image: UploadFile = File(...), req: Requested = Depends(job_form), ctx: Context = Depends(context),
+def upload(options: JobForm, image: UploadFile = File(...), ctx: Context = Depends(context),
            who: str = Depends(owner)):
-    job = submit(ctx, who, image, req, None)
+    job = submit(ctx, who, image, options, None)
     return RedirectResponse(f"/result/{job.id}", status_code=303)
 
 
@@ -56,12 +55,12 @@ NOT_FOUND_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><
 
 
 def _stored_job(ctx: Context, who: str, kind: str, filename: str):
-    resolved = ctx.storage.resolve_name(kind, filename)
-    if resolved is None:
+    job_id = parse_name(filename)
+    if job_id is None:
         raise APIError(404, "not_found", "no such file")
-    job = find_job(ctx, who, resolved[0])
-    fmt = job.input["format"] if kind == UPLOADS else job.options["format"]
-    if filename != ctx.storage.path(kind, job.id, fmt).name:
+    job = find_job(ctx, who, job_id)
+    fmt = job.input["format"] if kind == UPLOADS else job.options.format
+    if filename != file_name(job.id, fmt):
         raise APIError(404, "not_found", "no such file")
     return job
 

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from model.options import JobOptions
+
 
 class ErrorInfo(BaseModel):
     code: str
@@ -49,7 +51,7 @@ class JobOut(BaseModel):
     queue_seconds: float | None
     processing_seconds: float | None
     input: InputInfo
-    options: dict[str, Any]
+    options: JobOptions
     output: OutputInfo | None
     error: ErrorInfo | None
     precision: str | None = None  # compute type the model ran in (float32, bfloat16, float16), once finished

@@ -13,7 +13,7 @@ from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from model.settings import get_settings
+from jobs.settings import get_settings
 
 HTTP = "api.server:GuardedHTTP"  # uvicorn's --http value
 

@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from .artifacts import Manifest, find_model, load_keras_model, read_manifest
+from .artifacts import Manifest, load_keras_model, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
 from .hardware import describe, resolve_precision
+from .options import JobOptions, output_size, resolve_model
 from .settings import PRECISION_SETTINGS, Settings, get_settings
 
 log = logging.getLogger("esrgan.engine")
@@ -75,21 +76,16 @@ class Upscaler:
 
     def output_size(self, width: int, height: int, *, outscale: float | None = None,
                     size: tuple[int | None, int | None] | None = None) -> tuple[int, int]:
-        if size and (size[0] or size[1]):
-            w, h = size
-            if (w is not None and w < 1) or (h is not None and h < 1):
-                raise InvalidOption("target width and height must be positive")
-            # One side given: keep the aspect ratio.
-            w = w or max(1, round(width * h / height))
-            h = h or max(1, round(height * w / width))
-            return int(w), int(h)
-        if outscale is not None:
-            if not 0 < outscale <= 16:
-                raise InvalidOption(f"outscale must be in (0, 16], got {outscale}")
-            return max(1, round(width * outscale)), max(1, round(height * outscale))
-        return width * self.scale, height * self.scale
+        return output_size(width, height, self.scale, outscale=outscale, size=size)
 
     # --- the call ---------------------------------------------------------------------------------
+
+    def run(self, image: np.ndarray, options: JobOptions, *, progress: Progress | None = None,
+            cancel: Cancel | None = None) -> np.ndarray:
+        """Upscale with a job's resolved options (their width x height is the output size)."""
+        size = (options.width, options.height) if options.width or options.height else None
+        return self.upscale(image, outscale=None if size else options.outscale, size=size, tile=options.tile,
+                            progress=progress, cancel=cancel, ensemble=options.ensemble)
 
     def upscale(self, image: np.ndarray, *, outscale: float | None = None,
                 size: tuple[int | None, int | None] | None = None, tile: int | None = None,
@@ -242,8 +238,7 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
                   settings: Settings | None = None) -> Upscaler:
     """The named model, or the default for ``scale``; loaded once per process and reused."""
     settings = settings or get_settings()
-    folder, manifest = find_model(settings.models_dir, name, scale,
-                                  {2: settings.default_model_x2, 4: settings.default_model_x4})
+    folder, manifest = resolve_model(settings, name, scale)
     if strength is not None:
         if manifest.interpolation is None:
             raise InvalidOption(f"model {manifest.name!r} has no strength setting (no interpolation ends)")

@@ -36,6 +36,7 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "tiff": ("TIFF", "image/tiff", ".tiff"),
 }
 ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+DEFAULT_QUALITY = 95  # JPEG/WebP quality when none is given (the CLI, the API and the page)
 
 # Our own pixel limit (checked from the header) is the guard; Pillow's bomb check stays on as a backstop
 # whose error is translated below, and its warning (between 1x and 2x its threshold) is noise next to ours.
@@ -391,7 +392,7 @@ def _tiff(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
     return buf.getvalue()
 
 
-def encode(pixels: np.ndarray, fmt: str, *, quality: int = 95, icc_profile: bytes | None = None) -> bytes:
+def encode(pixels: np.ndarray, fmt: str, *, quality: int = DEFAULT_QUALITY, icc_profile: bytes | None = None) -> bytes:
     """PNG and TIFF keep 16 bits; JPEG and WebP get 8 bits, JPEG alpha is flattened on white."""
     fmt = output_format(fmt)
     pixels = _checked(pixels)
@@ -416,7 +417,7 @@ def encode(pixels: np.ndarray, fmt: str, *, quality: int = 95, icc_profile: byte
     return buf.getvalue()
 
 
-def write_image(path: Path | str, pixels: np.ndarray, fmt: str | None = None, quality: int = 95,
+def write_image(path: Path | str, pixels: np.ndarray, fmt: str | None = None, quality: int = DEFAULT_QUALITY,
                 icc_profile: bytes | None = None) -> Path:
     path = Path(path)
     data = encode(pixels, fmt or format_of_path(path), quality=quality, icc_profile=icc_profile)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from model.settings import Settings
+from jobs.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cret-for-the-test"
@@ -217,7 +217,7 @@ def test_compose_environment_names_are_settings_the_code_reads(raw, compose, mon
     for name in ("api", "worker"):
         env = esrgan_env(compose, name)
         unknown = {k for k in env if k.startswith("ESRGAN_") or k == "REDIS_URL"} - known
-        assert not unknown, f"{name}: {unknown} are not fields of model.settings.Settings"
+        assert not unknown, f"{name}: {unknown} are not fields of jobs.settings.Settings"
         # And the values parse: this is what the service will run with.
         settings = settings_from(env, monkeypatch)
         assert settings.queue == "gpu"
@@ -303,7 +303,7 @@ def test_worker_healthcheck_finds_this_containers_heartbeat(compose, tmp_path):
         assert not healthy()  # no worker at all
         stack.redis.set("esrgan:worker:esrgan-1@another-host", "{}")
         assert not healthy()  # someone else's worker
-        from worker.jobs import JobStore
+        from jobs.records import JobStore
 
         settings = Settings(_env_file=None, redis_url=stack.redis_url)
         JobStore(settings).heartbeat(f"esrgan-1@{socket.gethostname()}", {"pid": 1})

@@ -95,7 +95,7 @@ TRAVERSALS = [
 def _routes_with_names() -> list[tuple[str, str]]:
     """(method, path template) of every route of the app with a path parameter."""
     from api.app import create_app
-    from model.settings import Settings
+    from jobs.settings import Settings
 
     def walk(routes):
         for route in routes:

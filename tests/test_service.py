@@ -214,15 +214,15 @@ def test_job_over_its_time_limit_is_stopped_and_reported(stack):
 
 
 def test_files_of_expired_jobs_are_swept(stack):
-    from model.settings import Settings
-    from worker.jobs import JobStore
-    from worker.storage import Storage
+    from jobs.records import JobStore
+    from jobs.settings import Settings
+    from jobs.storage import open_storage
 
     kept = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
     expired = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
     stack.redis.delete(f"esrgan:job:{expired['id']}")  # what the retention TTL does
     settings = Settings(data_dir=stack.data_dir, redis_url=stack.redis_url)
-    removed = Storage(settings).sweep(JobStore(settings).exists, min_age=0)
+    removed = open_storage(settings).sweep(JobStore(settings).exists, min_age=0)
     assert removed >= 2
     assert not list(stack.data_dir.glob(f"*/{expired['id']}.*"))
     assert len(list(stack.data_dir.glob(f"*/{kept['id']}.*"))) == 2

@@ -16,22 +16,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def apply_overrides(**env: object) -> None:
-    """Command-line values become ESRGAN_ settings for this process and the processes it starts."""
-    from model.settings import get_settings
-
-    for name, value in env.items():
-        if value is not None:
-            os.environ[f"ESRGAN_{name.upper()}"] = str(value)
-    get_settings.cache_clear()
-
-
 def run(args: argparse.Namespace) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise SystemExit("esrgan worker: --concurrency must be at least 1")
+    from jobs.settings import apply_overrides
+
     apply_overrides(models_dir=args.models_dir and os.path.abspath(args.models_dir), queue=args.queue,
                     worker_concurrency=args.concurrency)
-    from model.settings import get_settings
+    from jobs.settings import get_settings
     from worker.tasks import app
 
     settings = get_settings()

@@ -15,13 +15,12 @@ from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.log import get_logger
 
+from jobs.queue import TASK_NAME, make_celery
+from jobs.records import CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused
+from jobs.settings import get_settings
+from jobs.storage import GENERATED, UPLOADS, FileMissing, Storage, StorageError, open_storage
 from model.errors import Canceled, ESRGANError
 from model.hardware import resolve_precision
-from model.settings import get_settings
-
-from .celery_app import TASK_NAME, make_celery
-from .jobs import FAILED, RUNNING, SUCCEEDED, CANCELED, JobGone, JobStore, TransitionRefused
-from .storage import GENERATED, UPLOADS, Storage
 
 log = get_logger("esrgan.worker")
 settings = get_settings()
@@ -36,7 +35,9 @@ def store() -> JobStore:
 
 
 def storage() -> Storage:
-    return _state.setdefault("storage", Storage(settings))
+    if "storage" not in _state:
+        _state["storage"] = open_storage(settings)
+    return _state["storage"]
 
 
 def upscaler(name: str, strength: float | None):
@@ -118,23 +119,20 @@ def process(job_id: str, worker: str) -> str:
         from model import imageio
 
         opts = job.options
-        data = files.path(UPLOADS, job_id, job.input["format"]).read_bytes()
+        data = files.read(UPLOADS, job_id, job.input["format"])
         decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
-        size = (opts["width"], opts["height"]) if opts.get("width") else None
-        engine = upscaler(job.model, opts.get("strength"))
-        result = engine.upscale(
-            decoded.pixels, outscale=opts.get("outscale"), size=size, tile=opts.get("tile"), progress=progress,
-            cancel=cancel, ensemble=bool(opts.get("ensemble")))
-        encoded = imageio.encode(result, opts["format"], quality=opts.get("quality") or 95,
+        engine = upscaler(job.model, opts.strength)
+        result = engine.run(decoded.pixels, opts, progress=progress, cancel=cancel)
+        encoded = imageio.encode(result, opts.format, quality=opts.quality or imageio.DEFAULT_QUALITY,
                                  icc_profile=decoded.icc_profile)
-        out_path = files.write(GENERATED, job_id, opts["format"], encoded)
+        files.write(GENERATED, job_id, opts.format, encoded)
         height, width = result.shape[:2]
-        output = {"width": width, "height": height, "format": opts["format"], "bytes": len(encoded)}
+        output = {"width": width, "height": height, "format": opts.format, "bytes": len(encoded)}
         try:
             jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started,
                         precision=engine.precision)
         except (JobGone, TransitionRefused):
-            out_path.unlink(missing_ok=True)  # deleted or canceled meanwhile: keep no orphan
+            files.delete(GENERATED, job_id, opts.format)  # deleted or canceled meanwhile: keep no orphan
             return CANCELED
         return SUCCEEDED
     except Canceled:
@@ -148,6 +146,10 @@ def process(job_id: str, worker: str) -> str:
         _fail(job_id, attempt, "time_limit", f"the job ran over its time limit ({settings.job_time_limit} s)")
     except ESRGANError as exc:
         _fail(job_id, attempt, exc.code, str(exc))
+    except FileMissing as exc:
+        _fail(job_id, attempt, "input_missing", str(exc))
+    except StorageError as exc:  # the result is written whole or not at all: nothing half-written is served
+        _fail(job_id, attempt, "storage_error", f"cannot read or write the job's files: {exc}")
     except OSError as exc:
         _fail(job_id, attempt, "storage_error", f"cannot read or write the job's files: {exc.strerror or exc}")
     except MemoryError:

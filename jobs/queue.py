@@ -1,4 +1,5 @@
-"""The Celery application: Redis broker, and the settings that make sure no job is lost.
+"""The job queue: the Celery application (Redis broker) that the API sends to and the workers consume,
+with the settings that make sure no job is lost.
 
 - late acknowledgement + prefetch 1: a message is removed from Redis only after its job ended, and a
   worker holds at most the job it is running;
@@ -14,9 +15,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from model.settings import Settings, get_settings
-
-from .jobs import redis_url
+from .records import redis_url
+from .settings import Settings, get_settings
 
 TASK_NAME = "esrgan.run_job"
 QUEUES = ("default", "gpu")

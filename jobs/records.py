@@ -4,7 +4,8 @@ One hash per job (``esrgan:job:{id}``) with a retention TTL. Every status change
 script, so a change is atomic and only allowed from the statuses it names (a canceled job cannot be
 marked running by a late delivery; a worker whose attempt was superseded cannot overwrite the job).
 The same script keeps the counters that /metrics reports. API and workers both use this module; it
-imports neither TensorFlow nor FastAPI.
+imports neither TensorFlow nor FastAPI. A job's options are stored as the JSON of its resolved
+``model.options.JobOptions`` and read back typed (``Job.options``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from model.settings import Settings
+from model.options import JobOptions
+
+from .settings import Settings
 
 PREFIX = "esrgan:"
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")  # 128 random bits, hex: unguessable, safe in file names
@@ -127,7 +130,7 @@ class Job:
     status: str
     owner: str
     model: str
-    options: dict[str, Any]
+    options: JobOptions
     input: dict[str, Any]
     created_at: str
     started_at: str | None = None
@@ -148,7 +151,7 @@ class Job:
 
         return cls(
             id=h["id"], status=h["status"], owner=h.get("owner", ""), model=h.get("model", ""),
-            options=loads("options") or {}, input=loads("input") or {}, created_at=h["created_at"],
+            options=JobOptions.model_validate(loads("options") or {}), input=loads("input") or {}, created_at=h["created_at"],
             started_at=h.get("started_at") or None, finished_at=h.get("finished_at") or None,
             done=int(h.get("done") or 0), total=int(h.get("total") or 0), attempts=int(h.get("attempts") or 0),
             worker=h.get("worker") or None, output=loads("output"), error=loads("error"),
@@ -204,10 +207,11 @@ class JobStore:
         return {k: float(v) for k, v in self.r.hgetall(self.STATS).items()}
 
     # --- writes -------------------------------------------------------------------------------
-    def create(self, job_id: str, *, owner: str, model: str, options: dict, input: dict,
+    def create(self, job_id: str, *, owner: str, options: JobOptions, input: dict,
                idempotency_key: str | None = None) -> Job:
         ttl = self.settings.job_ttl_seconds
-        record = {"id": job_id, "status": QUEUED, "owner": owner, "model": model, "options": json.dumps(options),
+        record = {"id": job_id, "status": QUEUED, "owner": owner, "model": options.model,
+                  "options": options.model_dump_json(),
                   "input": json.dumps(input), "created_at": now_iso(), "attempts": 0, "done": 0, "total": 0}
         if idempotency_key:  # released with the job
             record["idem"] = self._idempotency_key(owner, idempotency_key)

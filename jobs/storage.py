@@ -1,0 +1,203 @@
+"""Job files behind one interface: each job has an upload and, once it succeeded, a result.
+
+Names are ``uploads/{id}.{ext}`` and ``generated/{id}.{ext}``, built only from a job id (checked
+against its pattern) and a fixed extension list, so no caller can name anything else. No local path
+leaves this module: callers write and read bytes, ``open`` a download stream, or ask for a presigned URL.
+
+Backends, chosen by ``ESRGAN_STORAGE_URL`` (``open_storage``):
+- ``file:///abs/path`` (default: the data folder, ``ESRGAN_DATA_DIR``): ``FileStorage`` here. A write
+  goes to a temporary file that is then renamed, so a reader never sees half a file.
+- ``s3://bucket/prefix``: ``jobs.s3.S3Storage`` (boto3). An object exists only once fully uploaded.
+Files expire with their job record: ``sweep`` removes files whose record is gone.
+
+Errors: ``FileMissing`` (no such file) and ``StorageUnavailable`` (the backend cannot be reached, or
+refused); ``api/errors.py`` maps them to HTTP, the worker fails the job with them.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from model.imageio import ALIASES, FORMATS
+
+from .records import JOB_ID
+from .settings import Settings
+
+UPLOADS, GENERATED = "uploads", "generated"
+KINDS = (UPLOADS, GENERATED)
+# Stored files: every output format, plus BMP, which uploads may be and outputs never are.
+MEDIA_TYPES = {key: media for key, (_, media, _) in FORMATS.items()} | {"bmp": "image/bmp"}
+EXTENSIONS = {**{key: key for key in MEDIA_TYPES}, "jpeg": ALIASES["jpeg"]}  # format name -> file extension
+STORED_NAME = re.compile(rf"^([0-9a-f]{{32}})\.({'|'.join(MEDIA_TYPES)})$")
+CHUNK = 256 * 1024
+
+
+class StorageError(Exception):
+    """Base of the errors storage raises."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage cannot be reached or refused the operation (message says which and why)."""
+
+
+class FileMissing(StorageError):
+    """The job's file does not exist (never written, expired or deleted)."""
+
+    def __init__(self, kind: str, job_id: str):
+        super().__init__(f"the {'result' if kind == GENERATED else 'input'} file no longer exists")
+        self.kind, self.job_id = kind, job_id
+
+
+@dataclass
+class Download:
+    """An open file: its size and its bytes in chunks (the source is open until they are consumed)."""
+
+    size: int
+    chunks: Iterator[bytes]
+
+
+def file_name(job_id: str, fmt: str) -> str:
+    """The stored name of a job's file in format ``fmt`` (``jpeg`` and ``jpg`` share ``.jpg``)."""
+    if not JOB_ID.match(job_id or ""):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return f"{job_id}.{EXTENSIONS[fmt]}"
+
+
+def parse_name(filename: str) -> str | None:
+    """The job id of a stored name like ``{id}.png``; None for any other name."""
+    m = STORED_NAME.match(filename or "")
+    return m.group(1) if m else None
+
+
+class Storage(ABC):
+    url: str  # where the files are, for /readyz and messages (no credentials)
+
+    @abstractmethod
+    def write(self, kind: str, job_id: str, fmt: str, data: bytes) -> None:
+        """Store the whole file; readers see the old state or all of it, never a part."""
+
+    @abstractmethod
+    def read(self, kind: str, job_id: str, fmt: str) -> bytes: ...
+
+    @abstractmethod
+    def exists(self, kind: str, job_id: str, fmt: str) -> bool: ...
+
+    @abstractmethod
+    def open(self, kind: str, job_id: str, fmt: str) -> Download:
+        """Open for streaming; FileMissing / StorageUnavailable are raised here, before any byte is sent."""
+
+    def presigned_url(self, kind: str, job_id: str, fmt: str, *, filename: str, inline: bool) -> str | None:
+        """A time-limited URL the client can download from directly, when the backend offers one."""
+        return None
+
+    @abstractmethod
+    def delete(self, kind: str, job_id: str, fmt: str) -> None:
+        """Remove one file (a missing one is fine)."""
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove every file of the job (missing ones are fine)."""
+        for kind in KINDS:
+            for fmt in set(EXTENSIONS.values()):
+                self.delete(kind, job_id, fmt)
+
+    @abstractmethod
+    def sweep(self, job_exists: Callable[[str], bool], min_age: float = 60.0) -> int:
+        """Remove files whose job record is gone (expired or deleted) and older than ``min_age``
+        seconds (younger ones may belong to a job being created right now); returns how many."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Make ready (folders, bucket) and verify the storage is usable; StorageUnavailable if not."""
+
+
+class FileStorage(Storage):
+    def __init__(self, root: Path | str):
+        self.root = Path(root).resolve()
+        self.url = self.root.as_uri()
+
+    def _path(self, kind: str, job_id: str, fmt: str) -> Path:
+        assert kind in KINDS
+        return self.root / kind / file_name(job_id, fmt)
+
+    def write(self, kind: str, job_id: str, fmt: str, data: bytes) -> None:
+        path = self._path(kind, job_id, fmt)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write {kind}/{path.name} in {self.url}: {exc.strerror or exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read(self, kind: str, job_id: str, fmt: str) -> bytes:
+        try:
+            return self._path(kind, job_id, fmt).read_bytes()
+        except FileNotFoundError:
+            raise FileMissing(kind, job_id) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {kind} of job {job_id}: {exc.strerror or exc}") from None
+
+    def exists(self, kind: str, job_id: str, fmt: str) -> bool:
+        return self._path(kind, job_id, fmt).is_file()
+
+    def open(self, kind: str, job_id: str, fmt: str) -> Download:
+        try:
+            f = open(self._path(kind, job_id, fmt), "rb")
+        except FileNotFoundError:
+            raise FileMissing(kind, job_id) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {kind} of job {job_id}: {exc.strerror or exc}") from None
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while block := f.read(CHUNK):
+                    yield block
+
+        return Download(os.fstat(f.fileno()).st_size, chunks())
+
+    def delete(self, kind: str, job_id: str, fmt: str) -> None:
+        self._path(kind, job_id, fmt).unlink(missing_ok=True)
+
+    def sweep(self, job_exists: Callable[[str], bool], min_age: float = 60.0) -> int:
+        removed, cutoff = 0, time.time() - min_age
+        for kind in KINDS:
+            folder = self.root / kind
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                job_id = parse_name(path.name)
+                if job_id and path.stat().st_mtime < cutoff and not job_exists(job_id):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def check(self) -> None:
+        try:
+            for kind in KINDS:
+                (self.root / kind).mkdir(parents=True, exist_ok=True)
+                if not os.access(self.root / kind, os.W_OK):
+                    raise StorageUnavailable(f"{self.root / kind} is not writable")
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create {self.root}: {exc.strerror or exc}") from None
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The backend ``settings.storage_url`` names (default: files in ``settings.data_dir``)."""
+    url = settings.storage_url or Path(settings.data_dir).resolve().as_uri()
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return FileStorage(unquote(parts.path))
+    if parts.scheme == "s3":
+        from .s3 import S3Storage  # boto3 is needed only for S3
+
+        return S3Storage(settings, bucket=parts.netloc, prefix=parts.path.strip("/"))
+    raise ValueError(f"ESRGAN_STORAGE_URL must be file:///absolute/path or s3://bucket/prefix, not {url!r}")

@@ -1,0 +1,93 @@
+"""Job options: one typed model from the upload form (or the CLI) to the engine, and the rules they follow.
+
+- ``JobOptions``: what a client may ask for (the API's form parses straight into it, and it is
+  ``JobOut.options`` in the OpenAPI document).
+- ``resolve_options()``: decides every default once, at submission (model, scale, strength, output
+  size, format, quality). The resolved options are stored with the job, read back typed by the worker
+  and handed to the engine (``Upscaler.run``) as they are.
+- ``output_size()``: the one output-size rule, used by the API, the CLI and the engine.
+- ``resolve_model()``: the one default-model rule (settings, else the manifests' registry).
+
+A new option is one field here and its one use. TensorFlow-free: the API imports this module.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .artifacts import Manifest, find_model
+from .errors import ESRGANError, InvalidOption
+from .imageio import DEFAULT_QUALITY, ImageInfo, check_output_size, default_output_format, output_format
+from .settings import Settings
+
+SCALES = (2, 4)
+
+
+class JobOptions(BaseModel):
+    """Options of one upscale. As sent, unset fields are None; once resolved, model, scale, width,
+    height, format and quality are always set (width x height is the output size)."""
+
+    model_config = ConfigDict(extra="ignore")  # records written by older versions carry extra keys
+
+    model: str | None = Field(None, max_length=64,
+                              description="Model name (GET /v1/models); default: the scale's default")
+    scale: int | None = Field(None, description="2 or 4: picks the default model of that scale")
+    outscale: float | None = Field(None, gt=0, le=16, description="Output scale (native pass, then resize)")
+    width: int | None = Field(None, ge=1, description="Exact output width (height follows the aspect if not given)")
+    height: int | None = Field(None, ge=1, description="Exact output height")
+    tile: int | None = Field(None, ge=0, le=4096, description="Tile size in input pixels; 0 = one pass")
+    strength: float | None = Field(None, ge=0, le=1,
+                                   description="Smooth (0) to sharp (1), for interpolated models")
+    ensemble: bool = Field(False, description="Self-ensemble: average the results for the 8 flips/rotations "
+                                              "of the input (a little more faithful, 8x the time)")
+    format: str | None = Field(None, max_length=8, description="png, jpg, webp or tiff; default: the input's")
+    quality: int | None = Field(None, ge=1, le=100, description=f"JPEG/WebP quality (default {DEFAULT_QUALITY})")
+
+
+def output_size(width: int, height: int, scale: int, *, outscale: float | None = None,
+                size: tuple[int | None, int | None] | None = None) -> tuple[int, int]:
+    """Output size of a ``width`` x ``height`` input: ``size`` (one side given keeps the aspect ratio),
+    else ``outscale`` times the input, else the model's ``scale``."""
+    w, h = size or (None, None)
+    if outscale is not None and (w or h):
+        raise InvalidOption("give either outscale or width/height, not both")
+    if (w is not None and w < 1) or (h is not None and h < 1):
+        raise InvalidOption("target width and height must be positive")
+    if w or h:
+        w = w or max(1, round(width * h / height))
+        h = h or max(1, round(height * w / width))
+        return int(w), int(h)
+    if outscale is not None:
+        if not 0 < outscale <= 16:
+            raise InvalidOption(f"outscale must be in (0, 16], got {outscale}")
+        return max(1, round(width * outscale)), max(1, round(height * outscale))
+    return width * scale, height * scale
+
+
+def resolve_model(settings: Settings, name: str | None, scale: int | None) -> tuple[Path, Manifest]:
+    """The named model, or the default of ``scale`` (settings' choice, else the manifests' registry)."""
+    if scale is not None and scale not in SCALES:
+        raise InvalidOption(f"scale must be 2 or 4, not {scale}")
+    return find_model(settings.models_dir, name, scale, settings.default_models)
+
+
+def resolve_options(options: JobOptions, manifest: Manifest, info: ImageInfo,
+                    max_output_pixels: int | None) -> JobOptions:
+    """``options`` with every default decided for this model and input; ESRGANError (with a code) for
+    anything unusable."""
+    if options.strength is not None and manifest.interpolation is None:
+        raise InvalidOption(f"model {manifest.name!r} has no strength setting (it is not an interpolated model)")
+    try:
+        fmt = output_format(options.format) if options.format else default_output_format(info.format)
+    except ESRGANError:
+        raise InvalidOption(f"format must be one of png, jpg, webp, tiff, not {options.format!r}") from None
+    width, height = output_size(info.width, info.height, manifest.scale, outscale=options.outscale,
+                                size=(options.width, options.height))
+    check_output_size(width, height, max_output_pixels)
+    strength = options.strength
+    if strength is None and manifest.interpolation is not None:
+        strength = manifest.interpolation.default_strength
+    return options.model_copy(update={
+        "model": manifest.name, "scale": manifest.scale, "width": width, "height": height, "strength": strength,
+        "format": fmt, "quality": options.quality or DEFAULT_QUALITY})
