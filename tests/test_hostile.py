@@ -280,22 +280,23 @@ def roomy(stack):
 
 def test_probe_decodes_nothing_and_walks_few_pages(roomy):
     """The API answers from headers in bounded time and memory: a 16 MP 16-bit PNG (over the output limit at
-    x4) grew the API by ~55 MB while its probe decoded it; a TIFF of 3,800 one-pixel pages took ~9 s."""
+    x4) grew the API by ~55 MB while its probe decoded it; Pillow's page count is quadratic (3,800 one-pixel
+    pages: 9 s; the 20,000 here would take minutes)."""
     api = psutil.Process(roomy.api.pid)
     z = zlib.compressobj()
     idat = b"".join(z.compress(bytes(1 + 4000 * 6)) for _ in range(4000)) + z.flush()
     big16 = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4000, 4000, 16, 2, 0, 0, 0))
              + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
-    pages = tiff_with_tiny_pages(pattern(8, 12), 3800)
+    pages = tiff_with_tiny_pages(pattern(8, 12), 20_000)  # 1.5 MB
     for _ in range(3):
         rss_before, start = api.memory_info().rss, time.monotonic()
         r = roomy.http.post("/v1/jobs", files={"image": ("big.png", big16)})
         assert r.status_code == 422 and r.json()["error"]["code"] == "limit_exceeded", r.text
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 3  # (decoding took 6 s)
         assert api.memory_info().rss - rss_before < 20_000_000
     start = time.monotonic()
     job = roomy.submit(pages)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # (a loaded 2-core machine; ~0.1 s idle)
     assert (job["input"]["width"], job["input"]["height"]) == (12, 8)
     roomy.http.delete(f"/v1/jobs/{job['id']}")
 
