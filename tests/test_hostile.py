@@ -44,14 +44,19 @@ def stack(tmp_path_factory, models_dir):
         yield s
 
 
-@pytest.fixture(scope="module")
-def keyed(stack):
-    """A second API on the same Redis and storage, with API keys on."""
-    other = ServiceStack(stack.root / "keyed", stack.env["ESRGAN_MODELS_DIR"], queue="hostile", **LIMITS,
-                         api_keys="alpha,beta", max_jobs_in_flight_per_key=20)
+def second_api(stack: ServiceStack, name: str, **settings) -> ServiceStack:
+    """Another API process on the same Redis and storage, with other settings."""
+    other = ServiceStack(stack.root / name, stack.env["ESRGAN_MODELS_DIR"], queue="hostile", **settings)
     other.redis_port = stack.redis_port
     other.env.update(REDIS_URL=stack.redis_url, ESRGAN_DATA_DIR=str(stack.data_dir))
     other.start_api()
+    return other
+
+
+@pytest.fixture(scope="module")
+def keyed(stack):
+    """A second API with API keys on."""
+    other = second_api(stack, "keyed", **LIMITS, api_keys="alpha,beta", max_jobs_in_flight_per_key=20)
     yield other
     other.stop_api()
 
@@ -269,11 +274,8 @@ def test_declared_length_over_the_limit_is_refused_before_reading(stack):
 
 @pytest.fixture(scope="module")
 def roomy(stack):
-    """A second API on the same Redis with the default image limits (16 MP in, 128 MP out, 50 MB)."""
-    other = ServiceStack(stack.root / "roomy", stack.env["ESRGAN_MODELS_DIR"], queue="hostile")
-    other.redis_port = stack.redis_port
-    other.env.update(REDIS_URL=stack.redis_url, ESRGAN_DATA_DIR=str(stack.data_dir))
-    other.start_api()
+    """A second API with the default image limits (16 MP in, 128 MP out, 50 MB)."""
+    other = second_api(stack, "roomy")
     yield other
     other.stop_api()
 
