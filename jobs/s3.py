@@ -38,7 +38,8 @@ class S3Storage(Storage):
                         signature_version="s3v4",
                         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None)
         # A client is thread-safe; workers make theirs after the fork (worker/tasks.py).
-        self.client = boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+        self.client = boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint_url or None,
+                                                     config=config)
 
     def _key(self, kind: str, name: str) -> str:
         assert kind in KINDS
