@@ -14,7 +14,7 @@ from jobs.records import JobStore
 from jobs.settings import Settings, get_settings
 from jobs.storage import StorageError, open_storage
 
-from . import errors, health, jobs, models, pages
+from . import archives, errors, health, jobs, models, pages
 from .deps import Context
 from .limits import BodyLimit
 from .metrics import HTTPMetrics, JobCollector
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry = CollectorRegistry()
     registry.register(JobCollector(ctx))
     errors.install(app)
-    for router in (jobs.router, models.router, health.router, pages.router):
+    for router in (jobs.router, archives.router, models.router, health.router, pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,

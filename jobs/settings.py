@@ -57,6 +57,8 @@ class Settings(EngineSettings):
                                         "TensorFlow and load the default models before the worker replaces it")
     worker_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker announces itself in Redis")
     cleanup_interval_seconds: int = Field(600, ge=1, description="How often expired jobs' files are removed")
+    max_archive_jobs: int = Field(100, ge=1, description="Most results in one zip (POST /v1/archives)")
+    max_archive_bytes: int = Field(2 * 1024**3, ge=1, description="Largest total of results in one zip")
     queue_retry_after: int = Field(10, ge=1, description="Retry-After seconds sent with 429 when the queue is full")
 
     @field_validator("storage_url")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from tqdm import tqdm
 
 from . import imageio
 from .artifacts import Manifest, list_models
-from .errors import ESRGANError, InvalidOption
+from .errors import ESRGANError, InvalidOption, MissingExtra
 from .hardware import describe, resolve_precision
 from .settings import PRECISION_SETTINGS, Settings, get_settings
 
@@ -47,6 +48,14 @@ def register(subparsers) -> None:
                     help="output format (default: the input's; BMP becomes PNG)")
     up.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
     _models_dir_option(up)
+    remote = up.add_argument_group("on a service", "Upscale with an ESRGAN service instead of on this machine "
+                                   "(no TensorFlow needed here); results are written as above.")
+    remote.add_argument("--server", default=os.environ.get("ESRGAN_SERVER") or None, metavar="URL",
+                        help="service address, e.g. http://gpu-box:8000 (default: ESRGAN_SERVER)")
+    remote.add_argument("--api-key", default=os.environ.get("ESRGAN_API_KEY") or None,
+                        help="API key of a keyed service (default: ESRGAN_API_KEY)")
+    remote.add_argument("--jobs", type=int, default=4, metavar="N",
+                        help="images in flight on the service at once (default 4)")
     up.set_defaults(func=cmd_upscale)
 
     models = subparsers.add_parser("models", help="list installed models",
@@ -105,12 +114,12 @@ def _check_options(args) -> None:
         raise InvalidOption("--tile must be >= 0 (0 = one pass)")
 
 
-def _destination(job: Job, decoded, args) -> tuple[Path, str]:
+def destination(job: Job, input_format: str, format_option: str | None) -> tuple[Path, str]:
     """Where the result goes and in which format: the input's format unless --format says otherwise,
     the file name kept (its suffix too when it already names that format, e.g. .jpeg)."""
     if job.exact:
         return job.target, imageio.format_of_path(job.target)
-    fmt = imageio.output_format(args.format) if args.format else imageio.default_output_format(decoded.info.format)
+    fmt = imageio.output_format(format_option) if format_option else imageio.default_output_format(input_format)
     suffix = job.target.suffix.lower()
     keep = imageio.ALIASES.get(suffix[1:], suffix[1:]) == fmt
     return (job.target if keep else job.target.with_suffix(imageio.FORMATS[fmt][2])), fmt
@@ -118,7 +127,7 @@ def _destination(job: Job, decoded, args) -> tuple[Path, str]:
 
 def upscale_one(job: Job, upscaler, args, settings: Settings, written: dict[Path, Path], progress=None) -> Path:
     decoded = imageio.decode(job.source.read_bytes(), max_pixels=settings.max_input_pixels)
-    target, fmt = _destination(job, decoded, args)
+    target, fmt = destination(job, decoded.info.format, args.format)
     if target in written:  # e.g. a.png and a.jpg both becoming a.png
         raise InvalidOption(f"{target} is already the output of {written[target]}")
     size = (args.width, args.height) if args.width or args.height else None
@@ -142,6 +151,8 @@ def _tile_bar(bar: tqdm):
 
 def cmd_upscale(args) -> int:
     _check_options(args)
+    if args.jobs < 1:
+        raise InvalidOption("--jobs must be at least 1")
     if args.format and args.output.suffix and len(args.inputs) == 1 and args.inputs[0].is_file():
         if imageio.format_of_path(args.output) != imageio.output_format(args.format):
             raise InvalidOption(f"--format {args.format} does not match the output name {args.output.name}")
@@ -151,7 +162,17 @@ def cmd_upscale(args) -> int:
     if not total:
         raise InvalidOption("no images found in " + ", ".join(map(str, args.inputs)))
 
-    from .engine import load_upscaler, precision_line  # imports TensorFlow
+    if args.server:
+        from esrgan.remote import upscale_remote  # the same command, run by a service (HTTP, no TensorFlow)
+
+        return upscale_remote(args, jobs, failures)
+    try:
+        from .engine import load_upscaler, precision_line  # imports TensorFlow
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tensorflow", "keras", "cv2", "scipy"):
+            raise
+        raise MissingExtra(f"upscaling on this machine needs TensorFlow: pip install 'esrgan-service[ml]' "
+                           "(or use a service: --server URL / ESRGAN_SERVER)") from None
 
     upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
     print(f"esrgan: {upscaler.name} (x{upscaler.scale}), precision {precision_line(settings.precision)}",

@@ -39,3 +39,9 @@ class InvalidOption(ESRGANError):
     """An option that does not apply (e.g. a strength for a model without interpolation)."""
 
     code = "invalid_option"
+
+
+class MissingExtra(ESRGANError):
+    """A command needs an optional part of the install (e.g. TensorFlow, the ``[ml]`` extra)."""
+
+    code = "missing_extra"

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,65 @@ def test_plain_form_post_without_javascript(browser, stack, tmp_path):
     job = stack.wait_for(job_id)
     assert job["status"] == "succeeded" and job["model"] == "tiny-x2"
     assert (job["output"]["width"], job["output"]["height"]) == (48, 32)
+
+
+def drop_files(page, files: list[Path]) -> None:
+    """Drop files onto the drop zone, as a drag from the desktop would."""
+    page.evaluate("""files => {
+        const dt = new DataTransfer();
+        for (const [name, bytes] of files) dt.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/png'}));
+        document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", [[f.name, list(f.read_bytes())] for f in files])
+
+
+def test_many_files_at_once_and_download_all(page, stack, tmp_path, shots):
+    sizes = {"one.png": (30, 20), "two.png": (24, 24), "three.png": (20, 28)}
+    page.goto("/")
+    page.wait_for_function("!document.querySelector('#model').disabled")
+    drop_files(page, [photo(tmp_path / name, *size) for name, size in sizes.items()])
+    assert page.inner_text("#file-name") == "3 images"
+    page.get_by_label("Scale", exact=True).select_option("2")
+    page.get_by_role("button", name="Enhance").click()
+
+    rows = page.locator("#batch-list li")
+    assert rows.count() == 3 and page.is_hidden("#job")
+    page.wait_for_function("[...document.querySelectorAll('#batch-list li')].every(li => "
+                           "['succeeded', 'failed', 'error', 'canceled'].includes(li.dataset.status))",
+                           timeout=JOB_TIMEOUT_MS)
+    statuses = rows.evaluate_all("lis => lis.map(li => [li.querySelector('.batch-name').textContent, li.dataset.status])")
+    assert statuses == [[name, "succeeded"] for name in sizes], statuses
+    assert page.inner_text("#batch-summary") == "3 of 3 done" and page.is_hidden("#batch-cancel")
+    assert rows.nth(0).locator("progress").evaluate("p => p.value") == 1
+    assert "60 × 40" in rows.nth(0).inner_text()  # each row shows its output
+    ids = rows.evaluate_all("lis => lis.map(li => li.dataset.jobId)")
+    assert all(stack.job(i)["model"] == "tiny-x2" for i in ids)
+    shots(page, "8-many-files", full_page=True)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download all (3)").click()
+    download = download_info.value
+    assert download.suggested_filename == "esrgan-results.zip"
+    with zipfile.ZipFile(download.path()) as archive:
+        assert sorted(archive.namelist()) == sorted(f"{Path(n).stem}_x2.png" for n in sizes)
+        for name, (w, h) in sizes.items():
+            with Image.open(io.BytesIO(archive.read(f"{Path(name).stem}_x2.png"))) as im:
+                assert im.size == (2 * w, 2 * h)
+    # Every file is also in the recent jobs list.
+    for job_id in ids:
+        page.locator(f"#recent li[data-job-id='{job_id}']").wait_for()
+
+
+def test_many_files_cancel_all(page, stack, tmp_path):
+    page.goto("/")
+    page.wait_for_function("!document.querySelector('#model').disabled")
+    drop_files(page, [photo(tmp_path / f"big{i}.png", 320, 240) for i in range(2)])
+    page.get_by_text("More options").click()
+    page.get_by_label("Tile size").fill("16")  # many tiles: still running when canceled
+    page.get_by_role("button", name="Enhance").click()
+    page.wait_for_function("document.querySelectorAll('#batch-list li[data-job-id]').length === 2")
+    page.get_by_role("button", name="Cancel all").click()
+    page.wait_for_function("[...document.querySelectorAll('#batch-list li')].every(li => li.dataset.status === "
+                           "'canceled')", timeout=JOB_TIMEOUT_MS)
+    ids = page.locator("#batch-list li").evaluate_all("lis => lis.map(li => li.dataset.jobId)")
+    assert [stack.job(i)["status"] for i in ids] == ["canceled", "canceled"]
+    assert page.is_hidden("#batch-download") and page.is_hidden("#batch-cancel")

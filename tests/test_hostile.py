@@ -177,6 +177,9 @@ def test_one_key_cannot_reach_another_keys_jobs(keyed):
                 assert "x.png" not in r.text
         for method, suffix in (("POST", "/cancel"), ("DELETE", "")):
             assert c.request(method, f"/v1/jobs/{job_id}{suffix}", headers=beta).status_code == 404
+        archive = {"job_ids": [job_id]}  # "download all" reaches only the caller's own results
+        assert c.post("/v1/archives", json=archive, headers=alpha).status_code == 409  # not finished yet
+        assert c.post("/v1/archives", json=archive, headers=beta).status_code == 404
         assert c.get(f"/v1/jobs/{job_id}", headers=alpha).json()["status"] == "queued"  # untouched by beta
         assert c.delete(f"/v1/jobs/{job_id}", headers=alpha).status_code == 204
 

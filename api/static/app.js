@@ -55,9 +55,10 @@
   }
 
   // fetch() has no upload progress; XMLHttpRequest does.
-  function uploadJob(formData, onProgress) {
+  function uploadJob(formData, onProgress, onStart = () => {}) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
+      onStart(xhr);
       xhr.open("POST", "/v1/jobs");
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.addEventListener("progress", (event) => {
@@ -74,6 +75,26 @@
       xhr.addEventListener("abort", () => reject(new ApiError("The upload was aborted.", "aborted", 0)));
       xhr.send(formData);
     });
+  }
+
+  // Poll a job until it finishes or stopped() says so; slower after network errors (a restarting server),
+  // and throws the API's error for a job that is gone (404).
+  async function followJob(id, onJob, stopped) {
+    let failures = 0;
+    while (!stopped()) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS * (failures ? Math.min(2 ** failures, 10) : 1)));
+      if (stopped()) return;
+      try {
+        const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+        failures = 0;
+        if (stopped()) return;
+        onJob(job);
+        if (TERMINAL.has(job.status)) return;
+      } catch (error) {
+        if (error.status === 404) throw error;
+        failures += 1;
+      }
+    }
   }
 
   // --- formatting -----------------------------------------------------------------------------------
@@ -267,24 +288,11 @@
     }
 
     async poll(id, token) {
-      let failures = 0;
-      while (token === this.pollToken) {
-        await new Promise((resolve) => setTimeout(resolve, POLL_MS * (failures ? Math.min(2 ** failures, 10) : 1)));
-        if (token !== this.pollToken) return;
-        try {
-          const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
-          failures = 0;
-          if (token !== this.pollToken) return;
-          this.render(job);
-          if (TERMINAL.has(job.status)) return;
-        } catch (error) {
-          if (error.status === 404) {
-            recent.setStatus(id, "expired");
-            this.showError(error.message);
-            return;
-          }
-          failures += 1; // network blip or a restarting server: keep trying, slower
-        }
+      try {
+        await followJob(id, (job) => this.render(job), () => token !== this.pollToken);
+      } catch (error) {
+        recent.setStatus(id, "expired");
+        this.showError(error.message);
       }
     }
 
@@ -396,6 +404,184 @@
     }
   }
 
+  // --- many files at once: one job each, a row per file -------------------------------------------
+
+  const UPLOADS_AT_ONCE = 2;
+
+  class BatchView {
+    constructor(section) {
+      this.section = section;
+      this.list = $("#batch-list", section);
+      this.items = [];
+      $("#batch-cancel", section).addEventListener("click", () => this.cancelAll());
+      $("#batch-download", section).addEventListener("click", () => this.downloadAll());
+    }
+
+    // Upload every file with the same options (at most UPLOADS_AT_ONCE at a time), then follow each job.
+    async start(files, options) {
+      this.stopAll();
+      this.items = files.map((file) => this.makeItem(file));
+      this.list.replaceChildren(...this.items.map((item) => item.row));
+      $("#batch-error", this.section).hidden = true;
+      this.section.hidden = false;
+      this.update();
+      const waiting = [...this.items];
+      const uploader = async () => {
+        for (let item = waiting.shift(); item; item = waiting.shift()) await this.upload(item, options);
+      };
+      await Promise.all(Array.from({ length: UPLOADS_AT_ONCE }, uploader));
+    }
+
+    makeItem(file) {
+      // stopped: canceled by the user; abandoned: a new batch replaced this one (stop polling)
+      const item = { file, job: null, status: "waiting", xhr: null, stopped: false, abandoned: false };
+      const progress = el("progress", { max: 1, "aria-label": `Progress of ${file.name}` });
+      const cancel = el("button", { type: "button", class: "btn btn-ghost", text: "Cancel", "aria-label": `Cancel ${file.name}` });
+      cancel.addEventListener("click", () => this.cancel(item));
+      const download = el("a", { class: "btn btn-ghost", download: true, hidden: true, text: "Download", "aria-label": `Download ${file.name}` });
+      item.ref = {
+        progress, cancel, download,
+        name: el("span", { class: "batch-name", text: file.name }),
+        badge: el("span", { class: "badge" }),
+        detail: el("span", { class: "hint batch-detail" }),
+      };
+      item.row = el("li", { class: "batch-item" },
+        el("div", { class: "batch-main" }, item.ref.name, item.ref.detail), progress, item.ref.badge, download, cancel);
+      this.render(item);
+      return item;
+    }
+
+    async upload(item, options) {
+      if (item.stopped) return;
+      const data = new FormData();
+      for (const [name, value] of options) data.append(name, value);
+      data.append("image", item.file, item.file.name);
+      item.status = "uploading";
+      this.render(item);
+      try {
+        const job = await uploadJob(data, (fraction) => { item.uploaded = fraction; this.render(item); },
+          (xhr) => { item.xhr = xhr; });
+        item.xhr = null;
+        recent.upsert(job);
+        this.show(item, job);
+        if (item.stopped) await this.cancel(item); // "cancel" pressed as the upload finished
+        if (!TERMINAL.has(item.status)) this.follow(item);
+      } catch (error) {
+        item.xhr = null;
+        if (error.code === "aborted") return;
+        item.status = "error";
+        item.message = error.message;
+        this.render(item);
+      }
+    }
+
+    async follow(item) {
+      try {
+        await followJob(item.job.id, (job) => this.show(item, job), () => item.abandoned);
+      } catch (error) {
+        item.status = "error";
+        item.message = error.message;
+        this.render(item);
+      }
+    }
+
+    show(item, job) {
+      item.job = job;
+      item.status = job.status;
+      item.message = job.status === "failed" ? (job.error && job.error.message) || "The job failed." : "";
+      recent.upsert(job);
+      this.render(item);
+    }
+
+    render(item) {
+      const { row, ref, status, job } = item;
+      row.dataset.status = status;
+      if (job) row.dataset.jobId = job.id;
+      ref.badge.className = `badge badge-${status}`;
+      ref.badge.textContent = { waiting: "Waiting", uploading: "Uploading", error: "Error" }[status]
+        || STATUS_TEXT[status] || status;
+      const progress = (job && job.progress) || {};
+      if (status === "uploading") ref.progress.value = item.uploaded || 0;
+      else if (status === "succeeded") ref.progress.value = 1;
+      else if (status === "running" && progress.total) ref.progress.value = progress.fraction;
+      else ref.progress.removeAttribute("value");
+      ref.detail.textContent = status === "uploading" ? `Uploading… ${Math.round((item.uploaded || 0) * 100)}%`
+        : status === "running" && progress.total ? `${progress.done} of ${progress.total} tiles`
+        : status === "succeeded" && job.output ? formatImage(job.output)
+        : item.message || "";
+      ref.cancel.hidden = TERMINAL.has(status) || status === "error";
+      ref.download.hidden = status !== "succeeded";
+      if (status === "succeeded") ref.download.href = job.output.url;
+      this.update();
+    }
+
+    // The summary line and the "all" buttons.
+    update() {
+      const count = (statuses) => this.items.filter((item) => statuses.includes(item.status)).length;
+      const done = count(["succeeded"]);
+      const open = this.items.length - count([...TERMINAL, "error"]);
+      $("#batch-summary", this.section).textContent =
+        `${done} of ${this.items.length} done` + (open ? `, ${open} in progress` : "");
+      $("#batch-cancel", this.section).hidden = open === 0;
+      const download = $("#batch-download", this.section);
+      download.hidden = done === 0;
+      download.textContent = `Download all (${done})`;
+      this.section.dataset.open = String(open);
+    }
+
+    async cancel(item) {
+      item.stopped = true;
+      if (item.xhr) item.xhr.abort();
+      if (!item.job) {
+        if (!TERMINAL.has(item.status)) { item.status = "canceled"; this.render(item); }
+        return;
+      }
+      if (TERMINAL.has(item.status)) return;
+      try {
+        this.show(item, await api(`/v1/jobs/${encodeURIComponent(item.job.id)}/cancel`, { method: "POST" }));
+      } catch (error) {
+        item.message = error.message;
+        this.render(item);
+      } // a running job stops at its next tile; follow() shows it
+    }
+
+    cancelAll() { return Promise.all(this.items.map((item) => this.cancel(item))); }
+
+    stopAll() {
+      for (const item of this.items) {
+        item.abandoned = item.stopped = true;
+        if (item.xhr) item.xhr.abort();
+      }
+    }
+
+    // One zip of every finished result (POST /v1/archives), saved through a temporary link.
+    async downloadAll() {
+      const ids = this.items.filter((item) => item.status === "succeeded").map((item) => item.job.id);
+      const error = $("#batch-error", this.section);
+      error.hidden = true;
+      let response;
+      try {
+        response = await fetch("/v1/archives", {
+          method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ job_ids: ids }),
+        });
+      } catch (_) {
+        response = null;
+      }
+      if (!response || !response.ok) {
+        error.textContent = response ? apiError(response.status, await response.text()).message
+          : "Could not reach the server. Check your connection and try again.";
+        error.hidden = false;
+        return;
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const link = el("a", { href: url, download: "esrgan-results.zip", hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    }
+  }
+
   // --- the upload page --------------------------------------------------------------------------------
 
   function setupUploadPage() {
@@ -410,10 +596,12 @@
     const formError = $("#form-error");
     const submit = $("#submit");
     const jobView = new JobView($("#job"), { showPermalink: true });
+    const batchView = new BatchView($("#batch"));
     let models = [];
     let strengthModel = null;
 
     form.noValidate = true; // we show our own messages
+    fileInput.multiple = true; // several files become one job each (the plain form posts one)
 
     function showFormError(message) {
       formError.textContent = message;
@@ -422,16 +610,24 @@
 
     // File choice: picker, drag-and-drop, preview with dimensions.
     function showFile() {
-      const file = fileInput.files[0];
+      const files = [...fileInput.files];
+      const file = files[0];
       const preview = $("#file-preview");
       showFormError("");
       dropzone.classList.toggle("has-file", Boolean(file));
       preview.hidden = !file;
       if (!file) return;
-      $("#file-name").textContent = file.name;
-      $("#file-info").textContent = formatBytes(file.size);
       const thumb = $("#file-thumb");
       if (thumb.src) URL.revokeObjectURL(thumb.src);
+      if (files.length > 1) {
+        $("#file-name").textContent = `${files.length} images`;
+        $("#file-info").textContent = `${formatBytes(files.reduce((sum, f) => sum + f.size, 0))} · one job each`;
+        thumb.removeAttribute("src");
+        thumb.classList.add("is-missing");
+        return;
+      }
+      $("#file-name").textContent = file.name;
+      $("#file-info").textContent = formatBytes(file.size);
       thumb.classList.remove("is-missing");
       thumb.onload = () => {
         $("#file-info").textContent = `${thumb.naturalWidth} × ${thumb.naturalHeight} · ${formatBytes(file.size)}`;
@@ -539,6 +735,13 @@
         if (value === "") data.delete(name); // empty optional fields: let the server choose
       }
       showFormError("");
+      if (fileInput.files.length > 1) {
+        data.delete("image");
+        jobView.section.hidden = true;
+        batchView.start([...fileInput.files], [...data.entries()]);
+        batchView.section.scrollIntoView({ behavior: "smooth", block: "start" });
+        return;
+      }
       submit.disabled = true;
       progressRow.hidden = false;
       progressBar.value = 0;

@@ -1,0 +1,122 @@
+"""``esrgan upscale --server URL``: the same command with the work done by an ESRGAN service.
+
+Same inputs, flags and output tree as local mode (``model.cli.plan`` / ``destination``); each image is one
+job, at most ``--jobs`` in flight, a tqdm bar over the files fed by the jobs' progress. A result is
+downloaded, then its job deleted from the service. Needs only the base install (httpx, Pillow).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm import tqdm
+
+from model import imageio
+from model.cli import Job, destination
+from model.errors import ESRGANError, InvalidOption
+
+from .client import Client, JobFailed, ServiceError, Unavailable, Unauthorized
+
+
+class Stopped(Exception):
+    """Ctrl-C: the remaining jobs are canceled."""
+
+
+def _job_options(args) -> dict:
+    return {"model": args.model, "scale": args.scale, "outscale": args.outscale, "width": args.width,
+            "height": args.height, "tile": args.tile, "strength": args.strength, "ensemble": args.ensemble or None,
+            "quality": args.quality}
+
+
+class Batch:
+    """The files of one command, their progress, and where each result went."""
+
+    def __init__(self, client: Client, args, jobs: list[Job], bar: tqdm):
+        self.client, self.args, self.jobs, self.bar = client, args, jobs, bar
+        self.fractions = [0.0] * len(jobs)
+        self.targets: dict[Path, Path] = {}  # result path -> source: two inputs must not write one file
+        self.models: set[tuple[str, int]] = set()
+        self.lock, self.stop = threading.Lock(), threading.Event()
+
+    def _advance(self, index: int, fraction: float) -> None:
+        with self.lock:
+            self.fractions[index] = fraction
+            self.bar.n = round(sum(self.fractions), 3)
+            self.bar.refresh()
+
+    def run_one(self, index: int) -> Path:
+        job = self.jobs[index]
+        data = job.source.read_bytes()
+        info = imageio.probe(data)  # the input's format decides the output's, as in local mode
+        target, fmt = destination(job, info.format, self.args.format)
+        with self.lock:
+            if target in self.targets:  # e.g. a.png and a.jpg both becoming a.png
+                raise InvalidOption(f"{target} is already the output of {self.targets[target]}")
+            self.targets[target] = job.source
+        if self.stop.is_set():
+            raise Stopped()
+        remote = self.client.submit(data, filename=job.source.name, format=fmt, **_job_options(self.args))
+        try:
+            def progress(j) -> None:
+                if self.stop.is_set():
+                    raise Stopped()
+                self._advance(index, 0.99 * j.fraction)  # the last bit is the download
+
+            remote.wait(progress=progress)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remote.download(target)
+            self._advance(index, 1.0)
+            with self.lock:
+                self.models.add((remote.data["model"], remote.data["options"]["scale"]))
+            return target
+        finally:
+            try:  # the result is here now (or failed, or Ctrl-C: deleting cancels): leave nothing behind
+                remote.delete()
+            except ServiceError:
+                pass
+
+
+def upscale_remote(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> int:
+    if args.precision or args.models_dir:
+        raise InvalidOption("--precision and --models-dir are the service's settings; they do not apply "
+                            "with --server")
+    total = len(jobs) + len(failures)
+    client = Client(args.server, api_key=args.api_key)
+    try:
+        client.models()  # one clear error for a wrong address or key, instead of one per file
+    except (Unavailable, Unauthorized) as exc:
+        client.close()
+        raise ESRGANError(f"cannot use the service at {args.server}: {exc.message}") from None
+    start, written = time.perf_counter(), []
+    with client, tqdm(total=len(jobs), unit="image", desc=args.server, disable=None,
+                      bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]") as bar:
+        batch = Batch(client, args, jobs, bar)
+        pool = ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="esrgan-job")
+        futures = {pool.submit(batch.run_one, i): job for i, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                try:
+                    written.append(future.result())
+                except JobFailed as exc:
+                    error = exc.job.error or {}
+                    failures.append((futures[future].source, error.get("message", exc.job.status)))
+                except ServiceError as exc:
+                    failures.append((futures[future].source, exc.message))
+                except (ESRGANError, OSError) as exc:  # a bad file must not stop the batch
+                    failures.append((futures[future].source, str(exc)))
+        except KeyboardInterrupt:
+            batch.stop.set()  # running jobs cancel themselves at their next poll
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+    seconds = time.perf_counter() - start
+    for source, message in failures:
+        print(f"esrgan: failed: {source}: {message}", file=sys.stderr)
+    models = ", ".join(f"{name} (x{scale})" for name, scale in sorted(batch.models)) or "-"
+    where = written[0] if len(written) == 1 else args.output
+    print(f"upscaled {len(written)} of {total} image(s) with {models} on {args.server} in {seconds:.1f} s"
+          + (f" -> {where}" if written else "") + (f"; {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0
