@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tests.torch_reference import RRDBNet  # noqa: E402
+from training.torch_archs import RRDBNet  # noqa: E402
 
 
 def timed(fns: dict, reps: int) -> dict[str, list[float]]:
@@ -59,7 +59,7 @@ def main() -> None:
     from model.engine import Upscaler
 
     torch.manual_seed(0)
-    net = RRDBNet(4, nb=23, nf=64, gc=32).eval()
+    net = RRDBNet(4, num_block=23, num_feat=64, num_grow_ch=32).eval()
     image = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +68,8 @@ def main() -> None:
         t0 = time.perf_counter()
         convert_checkpoint(ckpt, Path(tmp) / "models", "rrdb-x4")
         convert_s = time.perf_counter() - t0
-        upscaler = Upscaler.from_artifact(Path(tmp) / "models" / "rrdb-x4", tile=0)
+        upscaler = Upscaler.from_artifact(Path(tmp) / "models" / "rrdb-x4", tile=0,
+                                          precision="float32")  # as the PyTorch side
 
     def run_torch() -> np.ndarray:
         with torch.inference_mode():

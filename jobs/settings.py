@@ -22,6 +22,12 @@ from model.settings import get_settings as get_engine_settings
 class Settings(EngineSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload")
 
+    # HTTP requests (slow or oversized clients hold no connection or memory for long)
+    max_request_header_bytes: int = Field(64 * 1024, ge=1024, description="Largest request line + headers (431)")
+    request_read_timeout: float = Field(30, gt=0, description="Seconds the API waits for the next piece of a "
+                                        "request's headers or body before answering 408 and closing")
+    upload_timeout: float = Field(600, gt=0, description="Seconds a whole request body may take to arrive (408)")
+
     # Where things are
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "ESRGAN_REDIS_URL"))
     data_dir: Path = Field(Path("data"), description="Local folder: job files with file:// storage (the default), "

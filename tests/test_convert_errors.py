@@ -10,7 +10,8 @@ import torch
 from esrgan.main import main
 from model.convert import CheckpointError, convert_checkpoint
 from model.errors import ArtifactError
-from tests.torch_reference import RRDBNet, SRVGGNetCompact
+from tests.torch_reference import SRVGGNetCompact
+from training.torch_archs import RRDBNet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,7 @@ class RunsCode:
 
 def tiny_basicsr_state():
     torch.manual_seed(0)
-    return RRDBNet(4, nb=2, nf=8, gc=4).state_dict()
+    return RRDBNet(4, num_block=2, num_feat=8, num_grow_ch=4).state_dict()
 
 
 def save(tmp_path, obj, name="ckpt.pth") -> Path:
@@ -100,11 +101,11 @@ def test_missing_and_unexpected_tensors_named(tmp_path):
 def test_unsupported_variants_explained(tmp_path):
     # Real-ESRGAN x1 (pixel-unshuffle by 4): a valid file, but not a scale this library runs.
     torch.manual_seed(0)
-    x1 = save(tmp_path, RRDBNet(1, nb=1, nf=8, gc=4).state_dict(), "x1.pth")
+    x1 = save(tmp_path, RRDBNet(1, num_block=1, num_feat=8, num_grow_ch=4).state_dict(), "x1.pth")
     with pytest.raises(CheckpointError, match="x1 model.*x2 and x4 only"):
         convert_checkpoint(x1, tmp_path, "x")
     # SRVGGNetCompact with ReLU (no PReLU weights between the convs).
-    state = SRVGGNetCompact(4, nf=8, nc=1).state_dict()
+    state = SRVGGNetCompact(4, num_feat=8, num_conv=1).state_dict()
     relu = {k.replace("body.2.", "body.1.").replace("body.4.", "body.2."): v for k, v in state.items()
             if not k.startswith(("body.1.", "body.3."))}
     with pytest.raises(CheckpointError, match="not a per-channel PReLU"):

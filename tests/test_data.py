@@ -109,6 +109,29 @@ def test_realworld_degradation_gives_degraded_lr(tmp_path):
     assert float(tf.reduce_mean(tf.abs(lr_r - lr_b))) > 0.01
     with pytest.raises(ValueError, match="degradation"):
         make_dataset(tmp_path, scale=4, crop=32, batch_size=4, degradation="jpeg-only")
+    # the same seed gives the same pairs (resumable runs); usm adds the sharpened target
+    np.testing.assert_array_equal(next(iter(real))[0].numpy(), lr_r.numpy())
+    lr_u, target, hr_u = next(iter(make_dataset(tmp_path, scale=4, crop=32, batch_size=4, seed=2,
+                                                degradation="realworld", usm=True)))
+    np.testing.assert_array_equal(hr_u.numpy(), hr_r.numpy())
+    np.testing.assert_array_equal(lr_u.numpy(), lr_r.numpy())
+    assert target.shape == hr_u.shape and not np.array_equal(target.numpy(), hr_u.numpy())
+
+
+def test_prepare_makes_a_deterministic_realworld_validation_set(tmp_path):
+    from training.config import PrepareConfig
+    from training.prepare import prepare
+
+    photos(tmp_path / "src", sizes=((64, 64), (72, 80)))
+    for out in ("a", "b"):
+        prepare(PrepareConfig(src=str(tmp_path / "src"), out=str(tmp_path / out), scale=4,
+                              degradation="realworld", seed=3), progress=False)
+    for name in ("img0.png", "img1.png"):
+        a = np.asarray(Image.open(tmp_path / "a/LR" / name))
+        np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "b/LR" / name)))
+        hr = np.asarray(Image.open(tmp_path / "a/HR" / name))
+        assert a.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3)
+        assert np.abs(a.astype(int) - imresize(hr, 0.25).astype(int)).mean() > 1  # not the bicubic LR
 
 
 def test_prepare_writes_lr_and_aligned_augmented_patches(tmp_path):

@@ -110,6 +110,43 @@ def test_gan_stage_with_feature_matching(images, tmp_path, psnr_artifact):
     assert any(not np.array_equal(a, b) for a, b in zip(start, end))
 
 
+def test_gan_stage_real_esrgan_recipe_needs_no_pretrained_file(images, tmp_path, psnr_artifact):
+    """Real-world GAN stage: U-Net discriminator with spectral norm, random-conv perceptual loss, LDL
+    artifact loss, USM-sharpened targets on second-order degraded pairs."""
+    folder = train(gan_config(images, tmp_path / "gan", psnr_artifact, discriminator="unet", perceptual="random",
+                              artifact_weight=1.0, degradation="realworld", usm_gt=True, adversarial_weight=0.1,
+                              l1_weight=1.0, steps=3))
+    losses = read_manifest(folder).training["final_losses"]
+    assert set(losses) == {"l1", "perceptual", "adversarial", "artifact", "g", "d"}
+    assert all(np.isfinite(v) for v in losses.values()) and losses["perceptual"] > 0 and losses["artifact"] >= 0
+    start, end = load_keras_model(psnr_artifact).get_weights(), load_keras_model(folder).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(start, end))
+    with pytest.raises(ValueError, match="feature-matching"):
+        gan_config(images, tmp_path / "bad", psnr_artifact, discriminator="unet", perceptual="feature-matching")
+    with pytest.raises(ValueError, match="usm"):
+        tiny_config(images, tmp_path / "bad", usm_gt=True)
+
+
+def test_unet_discriminator_judges_every_pixel_and_random_features_are_fixed():
+    from model.archs.discriminator import build_unet_discriminator
+    from training.losses import artifact_map, random_conv_features
+
+    d = build_unet_discriminator(8)
+    x = np.random.default_rng(0).random((2, 40, 24, 3)).astype(np.float32)
+    assert d(x).shape == (2, 40, 24, 1)
+    a, b = random_conv_features(0), random_conv_features(0)
+    fa, fb = a(x), b(x)
+    assert [f.shape[1:3] for f in fa] == [(40, 24), (20, 12), (10, 6)]
+    for u, v in zip(fa, fb):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())  # the same loss on every run and resume
+    assert not a.trainable_weights
+    # artifact map: zero where the generator beats its EMA, positive where it draws irregular residuals
+    hr = np.zeros((1, 16, 16, 3), np.float32)
+    noisy = hr + np.random.default_rng(1).random(hr.shape).astype(np.float32) * 0.5
+    assert float(tf.reduce_max(artifact_map(hr, noisy, hr))) > 0
+    assert float(tf.reduce_max(artifact_map(hr, hr, noisy))) == 0
+
+
 @pytest.fixture(scope="module")
 def vgg_file(tmp_path_factory):
     """Random VGG19 weights in the legacy HDF5 layout of Keras's download (same name, same format)."""

@@ -18,10 +18,16 @@ class PrepareConfig:
     crop: int = 128  # HR patch side (a multiple of scale)
     min_scaling: float = 0.6  # random rescale of each image in [min_scaling, 1] before cropping
     seed: int = 0
+    # LR of HR/: bicubic | realworld (second order) | realworld-once (one round), training.degrade seeded by
+    # seed + file name
+    degradation: str = "bicubic"
 
 
 STAGES = ("psnr", "gan")
-PERCEPTUAL = ("vgg", "feature-matching")
+DEGRADATIONS = ("bicubic", "realworld")
+VAL_DEGRADATIONS = (*DEGRADATIONS, "realworld-once")
+PERCEPTUAL = ("vgg", "feature-matching", "random")
+DISCRIMINATORS = ("vgg", "unet")
 PIXEL_LOSSES = ("l1", "mse")
 
 
@@ -53,7 +59,11 @@ class TrainConfig:
     ema_decay: float = 0.999
     # stage 2 (ESRGAN weights)
     l1_weight: float | None = None  # default: 1 (psnr) / 1e-2 (gan)
-    perceptual: str = "vgg"  # vgg | feature-matching
+    perceptual: str = "vgg"  # vgg | feature-matching | random (frozen random conv features, no pretrained file)
+    discriminator: str = "vgg"  # vgg (ESRGAN, relativistic GAN) | unet (Real-ESRGAN, spectral norm, per-pixel GAN)
+    artifact_weight: float = 0.0  # LDL artifact-map loss (Liang et al. 2022) against GAN artifacts; 1 as LDL
+    usm_gt: bool = False  # pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN); realworld only
+    second_order_prob: float = 1.0  # realworld: share of pairs degraded twice (Real-ESRGAN: 1), the rest once
     perceptual_weight: float = 1.0
     adversarial_weight: float = 5e-3
     vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path
@@ -77,13 +87,22 @@ class TrainConfig:
             raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.discriminator not in DISCRIMINATORS:
+            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
+        if self.perceptual == "feature-matching" and self.discriminator != "vgg":
+            raise ValueError("--perceptual feature-matching reads the VGG-style discriminator's features: "
+                             "use --discriminator vgg, or --perceptual random")
+        if self.usm_gt and self.degradation != "realworld":
+            raise ValueError("--usm-gt sharpens the targets of --degradation realworld pairs only")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
         gan = self.stage == "gan"
         self.lr = self.lr if self.lr is not None else (1e-4 if gan else 2e-4)
         self.l1_weight = self.l1_weight if self.l1_weight is not None else (1e-2 if gan else 1.0)
-        if gan and self.hr_crop % 32:
-            raise ValueError(f"the gan stage needs --hr-crop a multiple of 32, got {self.hr_crop}")
+        multiple = 32 if self.discriminator == "vgg" else 8
+        if gan and self.hr_crop % multiple:
+            raise ValueError(f"the gan stage with the {self.discriminator} discriminator needs --hr-crop a "
+                             f"multiple of {multiple}, got {self.hr_crop}")
         if self.hr_crop % self.scale:
             raise ValueError(f"--hr-crop {self.hr_crop} must be a multiple of the scale {self.scale}")
         for folder in (self.data, self.lr_data):

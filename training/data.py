@@ -6,8 +6,10 @@ Three ways to get a pair from a folder:
   the resize two small matrix products, so it runs inside the graph; ``tests/test_data.py`` proves it
   equal to ``training.imresize`` pixel for pixel.
 - paired folders: an LR crop from ``lr_dir`` and the HR crop at the same place (same file names).
-- ``realworld``: blur, downscale, noise and JPEG with random strengths (Real-ESRGAN's degradations,
-  one round of them), for models meant for camera photos rather than for benchmarks.
+- ``realworld``: Real-ESRGAN's second-order degradation (``training.degrade``: blur, resize, noise and
+  JPEG, twice, then a sinc filter), for models meant for camera photos rather than for benchmarks. With
+  ``usm`` each element is ``(lr, usm_sharpened_hr, hr)``: sharper targets for the pixel and perceptual
+  losses, the plain crop for the discriminator.
 
 Every random choice is a stateless function of ``(seed, sample index)``, and the file order is a
 seeded shuffle, so ``start`` (samples already consumed) puts a resumed run back at the same place.
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
+from . import degrade
+from .config import DEGRADATIONS
 from .images import list_images
 from .imresize import weight_matrix
 
-DEGRADATIONS = ("bicubic", "realworld")
 
 
 def _decode(path):
@@ -60,38 +64,26 @@ def _random_offset(seed, limits):
             for s, lim in zip(tf.unstack(tf.random.experimental.stateless_split(seed, len(limits))), limits)]
 
 
-def realworld_degrade(hr, scale: int, seed):
-    """One round of Real-ESRGAN's degradations on a float 0..255 HR crop: Gaussian blur (random
-    sigma), downscale (random method), Gaussian noise (random level, colour or grey), JPEG (random
-    quality). Returns the LR crop, float 0..255."""
-    s = tf.unstack(tf.random.experimental.stateless_split(seed, 7))
+def realworld_degrade(hr, scale: int, seed, usm: bool = False, second_order_prob: float = 1.0):
+    """Real-ESRGAN's second-order degradation (``training.degrade``, NumPy/OpenCV) of a uint8 HR crop,
+    seeded by the sample's ``seed`` pair. Returns ``(lr, target)`` float 0..1; the target is the
+    USM-sharpened crop when ``usm``."""
     size = int(hr.shape[0])
-    sigma = tf.random.stateless_uniform([], s[0], 0.2, 3.0)
-    r = tf.range(-10.0, 11.0)
-    k1 = tf.exp(-(r**2) / (2 * sigma**2))
-    k1 /= tf.reduce_sum(k1)
-    kernel = tf.tile((k1[:, None] * k1[None, :])[:, :, None, None], [1, 1, 3, 1])
-    x = tf.pad(hr[None], [[0, 0], [10, 10], [10, 10], [0, 0]], mode="REFLECT")
-    x = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "VALID")
-    method = tf.random.stateless_uniform([], s[1], 0, 3, dtype=tf.int32)
-    out = [size // scale] * 2
-    x = tf.switch_case(method, [
-        lambda: tf.image.resize(x, out, "bicubic", antialias=True),
-        lambda: tf.image.resize(x, out, "bilinear", antialias=True),
-        lambda: tf.image.resize(x, out, "area"),
-    ])[0]
-    level = tf.random.stateless_uniform([], s[2], 1.0, 25.0)
-    colour_noise = tf.random.stateless_normal(tf.shape(x), s[3])
-    grey_noise = tf.tile(tf.random.stateless_normal([size // scale, size // scale, 1], s[4]), [1, 1, 3])
-    noise = tf.where(tf.random.stateless_uniform([], s[5]) < 0.4, grey_noise, colour_noise)
-    x = _round_uint8(x + level * noise)
-    quality = tf.random.stateless_uniform([], s[6], 30, 96, dtype=tf.int32)
-    x = tf.image.adjust_jpeg_quality(tf.cast(x, tf.uint8), quality)
-    x.set_shape([size // scale, size // scale, 3])
-    return tf.cast(x, tf.float32)
+
+    def run(img, s):
+        rng = degrade.pair_seed(int(s[0]), int(s[1]))
+        x = img.astype(np.float32) / 255.0
+        cfg = degrade.DegradeConfig(second_order_prob=second_order_prob)
+        return degrade.degrade(x, scale, rng, cfg), (degrade.usm_sharpen(x) if usm else x)
+
+    lr, target = tf.numpy_function(run, [hr, seed], [tf.float32, tf.float32], stateful=False)
+    lr.set_shape([size // scale, size // scale, 3])
+    target.set_shape([size, size, 3])
+    return lr, target
 
 
-def _hr_only_pair(path, seed, crop: int, scale: int, degradation: str):
+def _hr_only_pair(path, seed, crop: int, scale: int, degradation: str, usm: bool = False,
+                  second_order_prob: float = 1.0):
     crop_seed, aug_seed, deg_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     img = _decode(path)
     shape = tf.shape(img)
@@ -100,10 +92,9 @@ def _hr_only_pair(path, seed, crop: int, scale: int, degradation: str):
     hr.set_shape([crop, crop, 3])
     (hr,) = augment([hr], aug_seed)
     if degradation == "realworld":
-        lr = realworld_degrade(tf.cast(hr, tf.float32), scale, deg_seed)
-    else:
-        lr = tf.cast(bicubic_downscale(hr, scale), tf.float32)
-    return lr / 255.0, tf.cast(hr, tf.float32) / 255.0
+        lr, target = realworld_degrade(hr, scale, deg_seed, usm, second_order_prob)
+        return (lr, target, tf.cast(hr, tf.float32) / 255.0) if usm else (lr, target)
+    return tf.cast(bicubic_downscale(hr, scale), tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
 
 
 def _paired(lr_path, hr_path, seed, crop: int, scale: int):
@@ -135,7 +126,7 @@ def paired_files(hr_dir: Path | str, lr_dir: Path | str, lr_min: int) -> tuple[l
 
 def make_dataset(hr_dir: Path | str, *, scale: int, crop: int, batch_size: int, seed: int = 0,
                  lr_dir: Path | str | None = None, degradation: str = "bicubic", start: int = 0,
-                 repeat: bool = True) -> tf.data.Dataset:
+                 repeat: bool = True, usm: bool = False, second_order_prob: float = 1.0) -> tf.data.Dataset:
     """Batches of ``(lr, hr)``: lr ``(B, crop/scale, crop/scale, 3)``, hr ``(B, crop, crop, 3)``.
     ``start`` skips that many samples (a resumed run's position) before any image is decoded."""
     if crop % scale:
@@ -152,7 +143,7 @@ def make_dataset(hr_dir: Path | str, *, scale: int, crop: int, batch_size: int, 
         files = tf.data.Dataset.from_tensor_slices(hr_files)
         n = len(hr_files)
         fn = lambda i, f: _hr_only_pair(f, tf.stack([tf.constant(seed, tf.int64), i]), crop, scale,  # noqa: E731
-                                        degradation)
+                                        degradation, usm, second_order_prob)
     ds = files.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()

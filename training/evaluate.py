@@ -1,5 +1,6 @@
 """Score a model on a folder of ``HR/`` + ``LR/`` pairs by the standard SR protocol (Y channel,
-``scale`` pixels of border cropped), with the bicubic baseline (MATLAB ``imresize`` up) beside it."""
+``scale`` pixels of border cropped), with the bicubic baseline (MATLAB ``imresize`` up) beside it; the
+texture ratio (mean |Laplacian| of the output over the original's) tells detail from blur."""
 from __future__ import annotations
 
 import json
@@ -67,17 +68,17 @@ def evaluate(upscale: Upscale, data_dir: Path | str, scale: int, progress: bool 
         hr = hr[:h, :w]  # "mod crop": HR trimmed to a multiple of the scale, as the LR was made
         model = evaluate_pair(upscale(lr), hr, scale)
         base = evaluate_pair(imresize(lr, scale), hr, scale)
-        rows.append({"image": name, "psnr": model["psnr"], "ssim": model["ssim"],
-                     "bicubic_psnr": base["psnr"], "bicubic_ssim": base["ssim"]})
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+        rows.append({"image": name, **model, **{f"bicubic_{k}": v for k, v in base.items()}})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
     return {"data": str(data_dir), "scale": scale, "images": rows, "mean": mean}
 
 
 def format_table(result: dict, label: str = "model") -> str:
-    lines = [f"{'image':<16} {label + ' PSNR':>12} {'SSIM':>7} {'bicubic PSNR':>13} {'SSIM':>7}"]
+    lines = [f"{'image':<16} {label + ' PSNR':>12} {'SSIM':>7} {'texture':>7} {'bicubic PSNR':>13} {'SSIM':>7} "
+             f"{'texture':>7}"]
     for r in [*result["images"], {"image": "mean", **result["mean"]}]:
-        lines.append(f"{r['image']:<16} {r['psnr']:>12.3f} {r['ssim']:>7.4f} "
-                     f"{r['bicubic_psnr']:>13.3f} {r['bicubic_ssim']:>7.4f}")
+        lines.append(f"{r['image']:<16} {r['psnr']:>12.3f} {r['ssim']:>7.4f} {r['texture']:>7.3f} "
+                     f"{r['bicubic_psnr']:>13.3f} {r['bicubic_ssim']:>7.4f} {r['bicubic_texture']:>7.3f}")
     return "\n".join(lines)
 
 

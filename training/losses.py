@@ -78,3 +78,56 @@ def with_features(discriminator: keras.Model) -> keras.Model:
     """The discriminator returning ``[logits, stage features...]`` (same variables)."""
     feats = [discriminator.get_layer(f"bn{s}_1").output for s in range(5)]
     return keras.Model(discriminator.input, [discriminator.output, *feats], name="discriminator_features")
+
+
+def random_conv_features(seed: int = 0, widths: tuple[int, ...] = (32, 64, 128)) -> keras.Model:
+    """A frozen, *randomly initialised* VGG-style network whose activations serve as a perceptual loss
+    that needs no pretrained file ("Generic Perceptual Loss", Liu et al., CVPR 2021: the structure of a
+    deep conv net, not ImageNet training, is what makes its features a good image prior).
+
+    Per width: two 3x3 convs (Kaiming-normal weights, zero bias) then 2x2 average pooling; returns the
+    pre-ReLU output of every block's second conv. Fixed ``seed``: the same loss on every run and resume."""
+    init = keras.initializers.HeNormal(seed=seed)
+    inp = keras.Input((None, None, 3))
+    x, feats = inp * 2.0 - 1.0, []
+    for i, width in enumerate(widths):
+        x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=init, name=f"rand{i}_1")(x)
+        x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=init, name=f"rand{i}_2")(
+            keras.layers.ReLU()(x))
+        feats.append(x)
+        x = keras.layers.AveragePooling2D(2)(keras.layers.ReLU()(x))
+    model = keras.Model(inp, feats, name="random_conv_features")
+    model.trainable = False
+    return model
+
+
+def feature_l1(extractor: keras.Model, sr, target):
+    """Mean over layers of the L1 distance between the features of ``sr`` and of ``target``."""
+    fake = extractor(sr)
+    real = extractor(target)
+    fake, real = (fake, real) if isinstance(fake, list) else ([fake], [real])
+    return tf.add_n([tf.reduce_mean(tf.abs(tf.cast(f, tf.float32) - tf.stop_gradient(tf.cast(r, tf.float32))))
+                     for f, r in zip(fake, real)]) / len(fake)
+
+
+def vanilla_generator_loss(fake_logits):
+    """Non-saturating GAN loss on (per-pixel) logits: the fakes should be judged real."""
+    return bce(fake_logits, 1.0)
+
+
+def vanilla_discriminator_loss(real_logits, fake_logits):
+    return bce(real_logits, 1.0) + bce(fake_logits, 0.0)
+
+
+def artifact_map(hr, sr, sr_ema, window: int = 7):
+    """LDL's refined artifact map (Liang et al., CVPR 2022): where the residual |hr - sr| is locally
+    *irregular* (high local variance, weighted by the patch's overall residual variance ** 1/5) and the
+    generator does worse than its own EMA, an artifact is being made; elsewhere (real texture the EMA
+    also draws) the weight is 0. Returns a (B, H, W, 1) weight map, no gradient."""
+    res = tf.reduce_sum(tf.abs(hr - sr), -1, keepdims=True)
+    res_ema = tf.reduce_sum(tf.abs(hr - sr_ema), -1, keepdims=True)
+    patch = tf.math.reduce_variance(res, axis=[1, 2, 3], keepdims=True) ** 0.2
+    mean = tf.nn.avg_pool2d(res, window, 1, "SAME")
+    local = tf.nn.avg_pool2d(tf.square(res), window, 1, "SAME") - tf.square(mean)
+    weight = tf.where(res < res_ema, 0.0, patch * tf.maximum(local, 0.0))
+    return tf.stop_gradient(weight)

@@ -2,19 +2,23 @@
 versions at a scale factor, and optionally write augmented patch pairs.
 
 Every image is read as 8-bit RGB, optionally resized by ``resize``, trimmed to a multiple of ``scale``
-("mod crop") and written as ``out/HR/name.png`` with ``out/LR/name.png`` = MATLAB bicubic 1/scale.
+("mod crop") and written as ``out/HR/name.png`` with ``out/LR/name.png`` = MATLAB bicubic 1/scale, or with
+``degradation="realworld"`` Real-ESRGAN's second-order degradation seeded by (seed, file name): the
+deterministic real-world validation set (``esrgan prepare Set5/x4/HR val/real-Set5-x4 --degradation realworld``).
 With ``crops`` > 0, ``out/patches/HR`` and ``out/patches/LR`` receive that many pairs per image: the
 image rescaled by a random factor (and its LR made from that), then one crop, one rotation and one
 flip applied alike to HR and LR, at matching positions, so the pairs stay aligned.
 """
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .config import PrepareConfig
+from . import degrade
+from .config import VAL_DEGRADATIONS, PrepareConfig
 from .images import list_images, load_rgb
 from .imresize import imresize
 
@@ -38,6 +42,17 @@ def augment_pair(hr: np.ndarray, lr: np.ndarray, scale: int, crop: int, rng: np.
     return np.ascontiguousarray(hr), np.ascontiguousarray(lr)
 
 
+def make_lr(hr: np.ndarray, scale: int, degradation: str, seed: int, name: str) -> np.ndarray:
+    """The LR image of a mod-cropped uint8 HR image: MATLAB bicubic, or the real-world degradation
+    seeded by ``seed`` and the image's name (so a validation set is the same on every machine)."""
+    if degradation == "bicubic":
+        return imresize(hr, 1.0 / scale)
+    rng = degrade.pair_seed(seed, zlib.crc32(name.encode()))
+    fn = degrade.degrade if degradation == "realworld" else degrade.degrade_once
+    lr = fn(hr.astype(np.float32) / 255.0, scale, rng)
+    return np.round(lr * 255.0).astype(np.uint8)
+
+
 def _save(img: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)
@@ -49,6 +64,8 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
 
     if cfg.crop % cfg.scale:
         raise ValueError(f"--crop {cfg.crop} must be a multiple of --scale {cfg.scale}")
+    if cfg.degradation not in VAL_DEGRADATIONS:
+        raise ValueError(f"--degradation must be one of {VAL_DEGRADATIONS}, got {cfg.degradation!r}")
     if not 0 < cfg.resize <= 4 or not 0 < cfg.min_scaling <= 1:
         raise ValueError("--resize must be in (0, 4] and --min-scaling in (0, 1]")
     src, out = Path(cfg.src), Path(cfg.out)
@@ -61,7 +78,7 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
             img = imresize(img, cfg.resize)
         hr = mod_crop(img, cfg.scale)
         _save(hr, out / "HR" / f"{stem}.png")
-        _save(imresize(hr, 1.0 / cfg.scale), out / "LR" / f"{stem}.png")
+        _save(make_lr(hr, cfg.scale, cfg.degradation, cfg.seed, str(stem)), out / "LR" / f"{stem}.png")
         counts["images"] += 1
         for i in range(cfg.crops):
             factor = rng.uniform(cfg.min_scaling, 1.0)

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from model.archs import build_generator, dtype_policy, policy_name
-from model.archs.discriminator import build_discriminator
+from model.archs.discriminator import build_discriminator, build_unet_discriminator
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
 from . import losses
@@ -57,12 +57,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         state = dict(step=step, generator=generator, ema=ema, g_opt=g_opt)
         if gan:
-            discriminator = build_discriminator(cfg.hr_crop, cfg.d_num_feat)
-            d_features = losses.with_features(discriminator)
+            unet = cfg.discriminator == "unet"
+            discriminator = (build_unet_discriminator(cfg.d_num_feat) if unet
+                             else build_discriminator(cfg.hr_crop, cfg.d_num_feat))
+            d_features = None if unet else losses.with_features(discriminator)
             d_opt = adam(cfg.lr)
             d_opt.build(discriminator.trainable_variables)
             state.update(discriminator=discriminator, d_opt=d_opt)
-            vgg = losses.vgg19_conv54(vgg_file) if vgg_file else None
+            extractor = (losses.vgg19_conv54(vgg_file) if vgg_file
+                         else losses.random_conv_features(cfg.seed) if cfg.perceptual == "random" else None)
     ckpt = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(ckpt, out / "checkpoints", max_to_keep=cfg.keep_checkpoints)
     if resume:
@@ -80,7 +83,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     # --- data ------------------------------------------------------------------------------------
     ds = make_dataset(cfg.data, lr_dir=cfg.lr_data, scale=cfg.scale, crop=cfg.hr_crop, batch_size=cfg.batch_size,
-                      seed=cfg.seed, degradation=cfg.degradation, start=int(step.numpy()) * cfg.batch_size)
+                      seed=cfg.seed, degradation=cfg.degradation, start=int(step.numpy()) * cfg.batch_size,
+                      usm=cfg.usm_gt, second_order_prob=cfg.second_order_prob)
     batches = iter(strategy.experimental_distribute_dataset(ds))
     replicas = strategy.num_replicas_in_sync
 
@@ -95,34 +99,50 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         grads = tape.gradient(scaled_loss, variables)
         opt.apply_gradients(zip(grads, variables))
 
-    def psnr_step(lr, hr):
+    # a batch is (lr, target) or, with usm_gt, (lr, sharpened target, hr): the losses that shape detail
+    # (pixel, perceptual, artifact) aim at the target, the discriminator sees real, unsharpened photos
+    def psnr_step(lr, target, hr=None):
         with tf.GradientTape() as tape:
             sr = tf.cast(generator(lr, training=True), tf.float32)
-            loss = pixel(sr, hr)
+            loss = pixel(sr, target)
             # gradients are summed over replicas; loss scaling (mixed precision) must be taped too
             scaled = g_opt.scale_loss(loss / replicas)
         apply(g_opt, tape, scaled, generator.trainable_variables)
         return {cfg.pixel_loss: loss}
 
-    def gan_step(lr, hr):
+    def discriminate(images):
+        if d_features is None:
+            return tf.cast(discriminator(images, training=True), tf.float32), []
+        logits, *feats = d_features(images, training=True)
+        return tf.cast(logits, tf.float32), [tf.cast(f, tf.float32) for f in feats]
+
+    def gan_step(lr, target, hr=None):
+        hr = target if hr is None else hr
         with tf.GradientTape(persistent=True) as tape:
             sr = tf.cast(generator(lr, training=True), tf.float32)
-            real_logits, *real_feats = d_features(hr, training=True)
-            fake_logits, *fake_feats = d_features(sr, training=True)
-            real_logits, fake_logits = tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
-            pix = l1(sr, hr)
-            if vgg is not None:
-                percep = l1(tf.cast(vgg(sr), tf.float32), tf.stop_gradient(tf.cast(vgg(hr), tf.float32)))
+            real_logits, real_feats = discriminate(hr)
+            fake_logits, fake_feats = discriminate(sr)
+            pix = l1(sr, target)
+            if extractor is not None:
+                percep = losses.feature_l1(extractor, sr, target)
             else:
-                percep = losses.feature_matching([tf.cast(f, tf.float32) for f in fake_feats],
-                                                 [tf.cast(f, tf.float32) for f in real_feats])
-            adv = losses.ragan_generator_loss(real_logits, fake_logits)
+                percep = losses.feature_matching(fake_feats, real_feats)
+            if unet:  # per-pixel logits, Real-ESRGAN's vanilla GAN loss
+                adv = losses.vanilla_generator_loss(fake_logits)
+                d_loss = losses.vanilla_discriminator_loss(real_logits, fake_logits)
+            else:
+                adv = losses.ragan_generator_loss(real_logits, fake_logits)
+                d_loss = losses.ragan_discriminator_loss(real_logits, fake_logits)
             g_loss = cfg.l1_weight * pix + cfg.perceptual_weight * percep + cfg.adversarial_weight * adv
-            d_loss = losses.ragan_discriminator_loss(real_logits, fake_logits)
+            logs = {"l1": pix, "perceptual": percep, "adversarial": adv}
+            if cfg.artifact_weight:
+                weight = losses.artifact_map(target, sr, tf.cast(ema(lr, training=False), tf.float32))
+                logs["artifact"] = l1(weight * sr, weight * target)
+                g_loss += cfg.artifact_weight * logs["artifact"]
             g_scaled, d_scaled = g_opt.scale_loss(g_loss / replicas), d_opt.scale_loss(d_loss / replicas)
         apply(g_opt, tape, g_scaled, generator.trainable_variables)
         apply(d_opt, tape, d_scaled, discriminator.trainable_variables)
-        return {"l1": pix, "perceptual": percep, "adversarial": adv, "g": g_loss, "d": d_loss}
+        return {**logs, "g": g_loss, "d": d_loss}
 
     one_step = gan_step if gan else psnr_step
 
