@@ -6,7 +6,6 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from jobs.queue import make_celery
@@ -16,6 +15,7 @@ from jobs.storage import StorageError, open_storage
 
 from . import archives, errors, health, jobs, models, pages
 from .deps import Context
+from .files import Static
 from .limits import BodyLimit
 from .metrics import HTTPMetrics, JobCollector
 
@@ -59,8 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in (jobs.router, archives.router, models.router, health.router, pages.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.mount("/static", Static(directory=pages.STATIC), name="static")
     app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
-                       other_limit=SMALL_BODY)
+                       other_limit=SMALL_BODY, read_timeout=settings.request_read_timeout,
+                       upload_timeout=settings.upload_timeout)
     app.add_middleware(HTTPMetrics, registry=registry)
     return app

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from jobs.settings import clear_cache, get_settings
 
     from .embedded import EmbeddedRedis
+    from .server import HTTP
 
     settings = get_settings()
     embedded = worker = None
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         if args.workers != 0:
             worker = SupervisedWorker()
         print(f"esrgan serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
-        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                    http=HTTP)
     except KeyboardInterrupt:
         pass
     finally:

@@ -19,8 +19,9 @@ from model.errors import ESRGANError, ImageError
 log = logging.getLogger("esrgan.api")
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "upload_too_large", 415: "unsupported_media_type",
-              422: "invalid_request", 429: "too_many_requests", 503: "unavailable"}
+              405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "upload_too_large",
+              415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid_request",
+              429: "too_many_requests", 431: "headers_too_large", 503: "unavailable"}
 
 
 class APIError(Exception):

@@ -1,7 +1,9 @@
 """/v1/jobs: submit an image, follow the job, download the result, cancel or delete it."""
 from __future__ import annotations
 
+import hashlib
 import re
+from contextlib import contextmanager
 from pathlib import PurePosixPath
 
 from typing import Annotated
@@ -10,14 +12,17 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from fastapi.responses import RedirectResponse, StreamingResponse
 
+from jobs import webhooks
 from jobs.queue import enqueue
-from jobs.records import SUCCEEDED, Job, new_job_id, seconds_between
+from jobs.records import SUCCEEDED, IdempotencyKeyReused, Job, job_json, new_job_id
 from jobs.storage import EXTENSIONS, GENERATED, MEDIA_TYPES, UPLOADS
 from model.imageio import ImageInfo, probe
 from model.options import JobOptions, resolve_model, resolve_options
 
 from .deps import Context, context, owner
 from .errors import APIError
+from .files import StoredFile
+from .forms import single_valued
 from .schemas import ERRORS, JobOut
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -34,16 +39,20 @@ def display_name(filename: str | None) -> str:
 def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idempotency_key: str | None) -> Job:
     """Validate, store and enqueue an upload; the one path behind /v1/jobs, /upload and /enhance."""
     settings, store = ctx.settings, ctx.store
-    if idempotency_key:
-        previous = store.find_idempotent(who, idempotency_key)
-        if previous is not None:
-            return previous
     data = upload.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise APIError(413, "upload_too_large", f"the upload is over the limit of {settings.max_upload_bytes:,} bytes")
+    fingerprint = request_fingerprint(data, upload.filename, options)
+    if idempotency_key:
+        with idempotency_checked():
+            previous = store.find_idempotent(who, idempotency_key, fingerprint)
+        if previous is not None:
+            return previous
     info = probe(data, max_pixels=settings.max_input_pixels)  # errors: 415 / 422 (api/errors.py)
     _, manifest = resolve_model(settings, options.model, options.scale)
     options = resolve_options(options, manifest, info, settings.max_output_pixels)
+    if options.callback_url:
+        check_callback(settings, options.callback_url)
 
     retry_after = {"Retry-After": str(settings.queue_retry_after)}
     if ctx.api_keys and store.in_flight(who) >= settings.max_jobs_in_flight_per_key:
@@ -52,17 +61,43 @@ def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idem
     if not store.admit(settings.queue, settings.max_queue_depth):
         raise APIError(429, "queue_full", "the job queue is full; try again later", retry_after)
     try:
-        return _store_and_enqueue(ctx, who, upload, data, info, options, idempotency_key)
+        return _store_and_enqueue(ctx, who, upload, data, info, options, idempotency_key, fingerprint)
     finally:
         store.admitted(settings.queue)
 
 
+def check_callback(settings, url: str) -> None:
+    if not settings.webhook_secret:
+        raise APIError(422, "webhooks_disabled", "this service sends no webhooks (ESRGAN_WEBHOOK_SECRET is not set)")
+    try:
+        webhooks.check_target(url, settings.webhook_allow_private)
+    except webhooks.TargetRefused as exc:
+        raise APIError(422, "invalid_callback_url", str(exc)) from None
+
+
+def request_fingerprint(data: bytes, filename: str | None, options: JobOptions) -> str:
+    """What a retry under the same Idempotency-Key must repeat: the image, its name and the options as sent."""
+    sent = f"{filename}\0{options.model_dump_json()}".encode()
+    return hashlib.sha256(hashlib.sha256(data).digest() + sent).hexdigest()
+
+
+@contextmanager
+def idempotency_checked():
+    try:
+        yield
+    except IdempotencyKeyReused:
+        # As the IETF Idempotency-Key draft and Stripe answer a key reused for another request
+        raise APIError(422, "idempotency_key_reused", "this Idempotency-Key was already used for a request "
+                       "with a different image, name or options; use a new key for a new request") from None
+
+
 def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo,
-                       options: JobOptions, idempotency_key: str | None) -> Job:
+                       options: JobOptions, idempotency_key: str | None, fingerprint: str) -> Job:
     settings, store = ctx.settings, ctx.store
     job_id = new_job_id()
     if idempotency_key:
-        winner = store.claim_idempotency_key(who, idempotency_key, job_id)
+        with idempotency_checked():
+            winner = store.claim_idempotency_key(who, idempotency_key, job_id, fingerprint)
         if winner is not None:  # a concurrent retry got there first
             job = store.get(winner)
             if job is None:
@@ -72,7 +107,7 @@ def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, 
         ctx.storage.write(UPLOADS, job_id, info.format.lower(), data)  # StorageUnavailable: 503
         job = store.create(job_id, owner=who, options=options, input={
             "name": display_name(upload.filename), "width": info.width, "height": info.height,
-            "format": info.format.lower(), "bytes": len(data)})
+            "format": info.format.lower(), "bytes": len(data)}, idempotency_key=idempotency_key)
         enqueue(ctx.celery, job_id, settings.queue)
     except Exception:
         _undo(ctx, who, job_id, idempotency_key)
@@ -88,24 +123,6 @@ def _undo(ctx: Context, who: str, job_id: str, idempotency_key: str | None) -> N
             step()
         except Exception:
             pass
-
-
-def job_json(job: Job) -> dict:
-    fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
-    url = f"/v1/jobs/{job.id}"
-    return {
-        "id": job.id, "status": job.status, "model": job.model,
-        "progress": {"done": job.done, "total": job.total, "fraction": round(fraction, 4)},
-        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
-        "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
-        "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
-        "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
-                  "url": f"{url}/input"},
-        "options": job.options,
-        "output": {**job.output, "url": f"{url}/result"} if job.output else None,
-        "error": job.error,
-        "precision": job.precision,
-    }
 
 
 def find_job(ctx: Context, who: str, job_id: str) -> Job:
@@ -142,8 +159,8 @@ def file_response(ctx: Context, kind: str, job: Job, fmt: str, filename: str, in
     if url:
         return RedirectResponse(url, status_code=307)
     download = ctx.storage.open(kind, job.id, fmt)  # FileMissing: 404 before any byte is sent
-    return StreamingResponse(download.chunks, media_type=MEDIA_TYPES[EXTENSIONS[fmt]], headers={
-        "Content-Length": str(download.size), "Content-Disposition": content_disposition(filename, inline)})
+    return StoredFile(download.chunks, download.size, media_type=MEDIA_TYPES[EXTENSIONS[fmt]],
+                      headers={"Content-Disposition": content_disposition(filename, inline)})
 
 
 def result_file(ctx: Context, job: Job, inline: bool = False) -> Response:
@@ -158,11 +175,12 @@ def input_file(ctx: Context, job: Job) -> Response:
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=ERRORS,
-             summary="Submit an image to enhance")
+             summary="Submit an image to enhance", dependencies=[Depends(single_valued)])
 def create_job(response: Response, options: JobForm,
                image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP)"),
                idempotency_key: str | None = Header(None, max_length=200,
-                                                    description="Retries with the same key return the same job"),
+                                                    description="Retries with the same key and the same request "
+                                                                "return the same job; another request: 422"),
                ctx: Context = Depends(context), who: str = Depends(owner)):
     job = submit(ctx, who, image, options, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"

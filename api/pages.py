@@ -4,12 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from jobs.storage import GENERATED, UPLOADS, file_name, parse_name
 
 from .deps import Context, context, owner
 from .errors import APIError
+from .files import FileDownload
+from .forms import single_valued
 from .jobs import JobForm, find_job, input_file, result_file, submit
 from .schemas import ERRORS
 
@@ -19,10 +21,11 @@ router = APIRouter(tags=["pages"])
 
 @router.get("/", include_in_schema=False)
 def index():
-    return FileResponse(STATIC / "index.html", media_type="text/html")
+    return FileDownload(STATIC / "index.html", media_type="text/html")
 
 
-@router.post("/upload", status_code=303, responses=ERRORS, summary="Form upload; redirects to the result page")
+@router.post("/upload", status_code=303, responses=ERRORS, summary="Form upload; redirects to the result page",
+             dependencies=[Depends(single_valued)])
 def upload(options: JobForm, image: UploadFile = File(...), ctx: Context = Depends(context),
            who: str = Depends(owner)):
     job = submit(ctx, who, image, options, None)
@@ -30,7 +33,7 @@ def upload(options: JobForm, image: UploadFile = File(...), ctx: Context = Depen
 
 
 router.add_api_route("/enhance", upload, methods=["POST"], status_code=303, responses=ERRORS,
-                     summary="Same as /upload")
+                     summary="Same as /upload", dependencies=[Depends(single_valued)])
 
 
 @router.get("/result/{job_id}", include_in_schema=False)
@@ -42,7 +45,7 @@ def result_page(job_id: str, ctx: Context = Depends(context), who: str = Depends
             raise
         # a browser route: a stale or mistyped link gets a page with a way back, not the API's JSON
         return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
-    return FileResponse(STATIC / "result.html", media_type="text/html")
+    return FileDownload(STATIC / "result.html", media_type="text/html")
 
 
 NOT_FOUND_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Job not found - ESRGAN</title>

@@ -87,6 +87,10 @@ class TransitionRefused(Exception):
     """The job is not in a status that allows the change (or another attempt owns it)."""
 
 
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already bound to a request with a different body."""
+
+
 def new_job_id() -> str:
     return secrets.token_hex(16)
 
@@ -139,6 +143,7 @@ class Job:
     error: dict[str, str] | None = None
     cancel_requested: bool = False
     precision: str | None = None  # the compute type the model ran in (set when the job finishes)
+    webhook: dict[str, Any] | None = None  # delivery of the callback_url: status, attempts, last answer
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> "Job":
@@ -152,6 +157,7 @@ class Job:
             done=int(h.get("done") or 0), total=int(h.get("total") or 0), attempts=int(h.get("attempts") or 0),
             worker=h.get("worker") or None, output=loads("output"), error=loads("error"),
             cancel_requested=h.get("cancel") == "1", precision=h.get("precision") or None,
+            webhook=loads("webhook"),
         )
 
     @property
@@ -203,11 +209,14 @@ class JobStore:
         return {k: float(v) for k, v in self.r.hgetall(self.STATS).items()}
 
     # --- writes -------------------------------------------------------------------------------
-    def create(self, job_id: str, *, owner: str, options: JobOptions, input: dict) -> Job:
+    def create(self, job_id: str, *, owner: str, options: JobOptions, input: dict,
+               idempotency_key: str | None = None) -> Job:
         ttl = self.settings.job_ttl_seconds
         record = {"id": job_id, "status": QUEUED, "owner": owner, "model": options.model,
                   "options": options.model_dump_json(),
                   "input": json.dumps(input), "created_at": now_iso(), "attempts": 0, "done": 0, "total": 0}
+        if idempotency_key:  # released with the job
+            record["idem"] = self._idempotency_key(owner, idempotency_key)
         with self.r.pipeline() as p:
             p.hset(self.key(job_id), mapping=record)
             p.expire(self.key(job_id), ttl)
@@ -260,6 +269,13 @@ class JobStore:
         if processing_seconds is not None:
             self.observe_processing(processing_seconds, precision)
 
+    def record_webhook(self, job: Job, delivery: dict) -> None:
+        """Note a webhook attempt on the finished job (nothing if it was deleted meanwhile)."""
+        try:
+            self.transition(job.id, TERMINAL, job.status, webhook=delivery)
+        except (JobGone, TransitionRefused):
+            pass
+
     def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes canceled now (its message is skipped when delivered); a running
         job is flagged and stops between tiles; a finished job is left as it is. Returns its status."""
@@ -282,8 +298,12 @@ class JobStore:
         job = self.get(job_id)
         if job is None:
             return
+        idem = self.r.hget(self.key(job_id), "idem")
+        bound_here = idem and (self.r.get(idem) or "").split(" ")[0] == job_id
         with self.r.pipeline() as p:
             p.delete(self.key(job_id))
+            if bound_here:  # the key may be used again for a new request
+                p.delete(idem)
             p.srem(self.inflight_key(job.owner), job_id)
             if not job.finished:
                 p.hincrby(self.STATS, f"now:{job.status}", -1)
@@ -305,16 +325,27 @@ class JobStore:
     def _idempotency_key(owner: str, key: str) -> str:
         return f"{PREFIX}idem:{owner or '-'}:{hashlib.sha256(key.encode()).hexdigest()}"
 
-    def find_idempotent(self, owner: str, key: str) -> Job | None:
-        job_id = self.r.get(self._idempotency_key(owner, key))
-        return self.get(job_id) if job_id else None
+    # A key's value is "<job id> <fingerprint of the request>": a retry must be the same request.
+    @staticmethod
+    def _bound_job(bound: str, fingerprint: str) -> str:
+        job_id, _, bound_fingerprint = bound.partition(" ")
+        if bound_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(job_id)
+        return job_id
 
-    def claim_idempotency_key(self, owner: str, key: str, job_id: str) -> str | None:
-        """Bind ``key`` to ``job_id``; returns the job id already bound to it, or None if this call won."""
+    def find_idempotent(self, owner: str, key: str, fingerprint: str) -> Job | None:
+        """The job ``key`` is bound to, or None; IdempotencyKeyReused if it was bound for another request."""
+        bound = self.r.get(self._idempotency_key(owner, key))
+        return self.get(self._bound_job(bound, fingerprint)) if bound else None
+
+    def claim_idempotency_key(self, owner: str, key: str, job_id: str, fingerprint: str) -> str | None:
+        """Bind ``key`` to ``job_id``; returns the job id already bound to it (IdempotencyKeyReused if for
+        another request), or None if this call won."""
         rkey = self._idempotency_key(owner, key)
-        if self.r.set(rkey, job_id, nx=True, ex=self.settings.job_ttl_seconds):
+        if self.r.set(rkey, f"{job_id} {fingerprint}", nx=True, ex=self.settings.job_ttl_seconds):
             return None
-        return self.r.get(rkey)
+        bound = self.r.get(rkey)
+        return self._bound_job(bound, fingerprint) if bound else None
 
     def release_idempotency_key(self, owner: str, key: str) -> None:
         self.r.delete(self._idempotency_key(owner, key))
@@ -332,6 +363,26 @@ class JobStore:
 
     def exists(self, job_id: str) -> bool:
         return bool(JOB_ID.match(job_id)) and bool(self.r.exists(self.key(job_id)))
+
+
+def job_json(job: Job) -> dict:
+    """The job as the API shows it (GET /v1/jobs/{id}) and webhooks send it."""
+    fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
+    url = f"/v1/jobs/{job.id}"
+    return {
+        "id": job.id, "status": job.status, "model": job.model,
+        "progress": {"done": job.done, "total": job.total, "fraction": round(fraction, 4)},
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
+        "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
+        "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
+                  "url": f"{url}/input"},
+        "options": job.options.model_dump(),
+        "output": {**job.output, "url": f"{url}/result"} if job.output else None,
+        "error": job.error,
+        "precision": job.precision,
+        "webhook": job.webhook,
+    }
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:

@@ -22,6 +22,12 @@ from model.settings import get_settings as get_engine_settings
 class Settings(EngineSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload")
 
+    # HTTP requests (slow or oversized clients hold no connection or memory for long)
+    max_request_header_bytes: int = Field(64 * 1024, ge=1024, description="Largest request line + headers (431)")
+    request_read_timeout: float = Field(30, gt=0, description="Seconds the API waits for the next piece of a "
+                                        "request's headers or body before answering 408 and closing")
+    upload_timeout: float = Field(600, gt=0, description="Seconds a whole request body may take to arrive (408)")
+
     # Where things are
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "ESRGAN_REDIS_URL"))
     data_dir: Path = Field(Path("data"), description="Local folder: job files with file:// storage (the default), "
@@ -59,6 +65,13 @@ class Settings(EngineSettings):
     cleanup_interval_seconds: int = Field(600, ge=1, description="How often expired jobs' files are removed")
     max_archive_jobs: int = Field(100, ge=1, description="Most results in one zip (POST /v1/archives)")
     max_archive_bytes: int = Field(2 * 1024**3, ge=1, description="Largest total of results in one zip")
+    webhook_secret: str | None = Field(None, description="Key of the webhooks' HMAC-SHA256 signature; unset = "
+                                       "callback_url is refused")
+    webhook_allow_private: bool = Field(False, description="Allow callback URLs on loopback/private/link-local "
+                                        "addresses (off: SSRF)")
+    webhook_timeout: float = Field(5.0, gt=0, description="Seconds one webhook attempt may take")
+    webhook_attempts: int = Field(5, ge=1, description="Webhook attempts before giving up")
+    webhook_backoff: float = Field(2.0, gt=0, description="Seconds before the 2nd attempt; doubles after each")
     queue_retry_after: int = Field(10, ge=1, description="Retry-After seconds sent with 429 when the queue is full")
 
     @field_validator("storage_url")

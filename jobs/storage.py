@@ -15,6 +15,7 @@ refused); ``api/errors.py`` maps them to HTTP, the worker fails the job with the
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -134,9 +135,9 @@ class FileStorage(Storage):
                 f.write(data)
             os.replace(tmp, path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # no partial file left behind
             raise StorageUnavailable(f"cannot write {kind}/{path.name} in {self.url}: {exc.strerror or exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def read(self, kind: str, job_id: str, fmt: str) -> bytes:
         try:
@@ -165,7 +166,10 @@ class FileStorage(Storage):
         return Download(os.fstat(f.fileno()).st_size, chunks())
 
     def delete(self, kind: str, job_id: str, fmt: str) -> None:
-        self._path(kind, job_id, fmt).unlink(missing_ok=True)
+        try:
+            self._path(kind, job_id, fmt).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {kind} of job {job_id}: {exc.strerror or exc}") from None
 
     def sweep(self, job_exists: Callable[[str], bool], min_age: float = 60.0) -> int:
         removed, cutoff = 0, time.time() - min_age

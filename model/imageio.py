@@ -55,7 +55,7 @@ _DECODER_ORIENTS = frozenset({"TIFF"})
 
 # Pillow's TIFF n_frames walks every page with a list lookup per page (quadratic): 96,000 one-pixel pages
 # took 42 s. Only the first page is decoded, so counting a few is enough.
-MAX_FRAMES_COUNTED = 64
+MAX_FRAMES_COUNTED = 16
 
 # PNG text chunks are metadata we do not use; Pillow's default allows 64 MB of inflated text per file.
 PngImagePlugin.MAX_TEXT_MEMORY = 4 * 2**20

@@ -26,6 +26,7 @@ import redis
 from PIL import Image
 
 from api.embedded import EmbeddedRedis, free_port
+from api.server import HTTP
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -165,7 +166,7 @@ class ServiceStack:
     def start_api(self, **settings) -> Proc:
         env = {**self.env, **{f"ESRGAN_{k.upper()}": str(v) for k, v in settings.items()}}
         argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-                "--port", str(self.api_port), "--log-level", "warning"]
+                "--port", str(self.api_port), "--log-level", "warning", "--http", HTTP]
         self.api = Proc("api", argv, env, self.logs)
         wait_until(lambda: _answers(f"{self.base_url}/healthz"), 60, "the API did not start", self.api)
         return self.api

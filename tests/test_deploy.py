@@ -106,8 +106,31 @@ def settings_from(env: dict[str, str], monkeypatch) -> Settings:
 # --- the compose file ----------------------------------------------------------------------------
 
 def test_services_and_volumes(compose):
-    assert set(compose["services"]) == {"redis", "api", "worker"}
-    assert {"data", "redis-data"} <= set(compose["volumes"])
+    assert set(compose["services"]) == {"redis", "api", "worker", "minio"}
+    assert {"data", "redis-data", "minio-data"} <= set(compose["volumes"])
+    # MinIO runs only with `--profile s3`; a plain `up` keeps job files in the data volume.
+    assert compose["services"]["minio"]["profiles"] == ["s3"]
+    assert all("profiles" not in compose["services"][name] for name in ("redis", "api", "worker"))
+
+
+def test_s3_profile_settings_point_every_service_at_minio(raw, monkeypatch):
+    """With the variables the compose file's header names, API and worker store job files in MinIO,
+    signing with the very credentials MinIO was started with."""
+    env = {"REDIS_PASSWORD": PASSWORD, "ESRGAN_STORAGE_URL": "s3://esrgan-jobs/jobs",
+           "ESRGAN_S3_ENDPOINT_URL": "http://minio:9000", "AWS_ACCESS_KEY_ID": "esrgan",
+           "AWS_SECRET_ACCESS_KEY": "minio-secret-123"}
+    compose = interpolate(raw, env)
+    minio = compose["services"]["minio"]
+    assert minio["environment"] == {"MINIO_ROOT_USER": "esrgan", "MINIO_ROOT_PASSWORD": "minio-secret-123"}
+    assert mounts(minio)["/data"] == ("minio-data", False)
+    for name in ("api", "worker"):
+        service_env = compose["services"][name]["environment"]
+        assert service_env["AWS_ACCESS_KEY_ID"] == "esrgan" and service_env["AWS_SECRET_ACCESS_KEY"] == "minio-secret-123"
+        settings = settings_from(esrgan_env(compose, name), monkeypatch)
+        assert settings.storage_url == "s3://esrgan-jobs/jobs" and settings.s3_endpoint_url == "http://minio:9000"
+    # Without them: files in the data folder, as before.
+    plain = settings_from(esrgan_env(interpolate(raw, {"REDIS_PASSWORD": PASSWORD}), "api"), monkeypatch)
+    assert plain.storage_url is None and str(plain.data_dir) == "/data"
 
 
 def test_redis_has_a_password_persistence_and_no_published_port(raw, compose):

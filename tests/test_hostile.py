@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from packaging.version import Version
 
+from tests.imagefactory import (exif_orientation, mpo_bytes, pattern, png_chunk, png_rows, tiff_bytes,
+                                tiff_with_tiny_pages)
 from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload
 
+MULTIPART = b"Content-Type: multipart/form-data; boundary=b\r\n"
+
 LIMITS = dict(max_upload_bytes=300_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
+TIMEOUTS = dict(request_read_timeout=2, upload_timeout=5)
 SECRET = "TOP-SECRET-MARKER-7f3a"
 
 
@@ -28,7 +36,7 @@ def stack(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("hostile")
     # Files a traversal would be after: next to the storage folder and inside it.
     (root / "secret.txt").write_text(SECRET)
-    with ServiceStack(root, models_dir, queue="hostile", max_queue_depth=50, **LIMITS) as s:
+    with ServiceStack(root, models_dir, queue="hostile", max_queue_depth=50, **LIMITS, **TIMEOUTS) as s:
         s.start_redis()
         s.start_api()
         (s.data_dir / "secret.txt").write_text(SECRET)
@@ -36,14 +44,19 @@ def stack(tmp_path_factory, models_dir):
         yield s
 
 
-@pytest.fixture(scope="module")
-def keyed(stack):
-    """A second API on the same Redis and storage, with API keys on."""
-    other = ServiceStack(stack.root / "keyed", stack.env["ESRGAN_MODELS_DIR"], queue="hostile", **LIMITS,
-                         api_keys="alpha,beta", max_jobs_in_flight_per_key=20)
+def second_api(stack: ServiceStack, name: str, **settings) -> ServiceStack:
+    """Another API process on the same Redis and storage, with other settings."""
+    other = ServiceStack(stack.root / name, stack.env["ESRGAN_MODELS_DIR"], queue="hostile", **settings)
     other.redis_port = stack.redis_port
     other.env.update(REDIS_URL=stack.redis_url, ESRGAN_DATA_DIR=str(stack.data_dir))
     other.start_api()
+    return other
+
+
+@pytest.fixture(scope="module")
+def keyed(stack):
+    """A second API with API keys on."""
+    other = second_api(stack, "keyed", **LIMITS, api_keys="alpha,beta", max_jobs_in_flight_per_key=20)
     yield other
     other.stop_api()
 
@@ -255,6 +268,196 @@ def test_declared_length_over_the_limit_is_refused_before_reading(stack):
         answer = sock.recv(65536)  # no body sent at all: the answer comes from the header alone
         assert time.monotonic() - t < 5
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+# --- images answered from their headers ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def roomy(stack):
+    """A second API with the default image limits (16 MP in, 128 MP out, 50 MB)."""
+    other = second_api(stack, "roomy")
+    yield other
+    other.stop_api()
+
+
+def test_probe_decodes_nothing_and_walks_few_pages(roomy):
+    """The API answers from headers in bounded time and memory: a 16 MP 16-bit PNG (over the output limit at
+    x4) grew the API by ~55 MB while its probe decoded it; Pillow's page count is quadratic (3,800 one-pixel
+    pages: 9 s; the 20,000 here would take minutes)."""
+    api = psutil.Process(roomy.api.pid)
+    z = zlib.compressobj()
+    idat = b"".join(z.compress(bytes(1 + 4000 * 6)) for _ in range(4000)) + z.flush()
+    big16 = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4000, 4000, 16, 2, 0, 0, 0))
+             + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
+    pages = tiff_with_tiny_pages(pattern(8, 12), 20_000)  # 1.5 MB
+    for _ in range(3):
+        rss_before, start = api.memory_info().rss, time.monotonic()
+        r = roomy.http.post("/v1/jobs", files={"image": ("big.png", big16)})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "limit_exceeded", r.text
+        assert time.monotonic() - start < 3  # (decoding took 6 s)
+        assert api.memory_info().rss - rss_before < 20_000_000
+    start = time.monotonic()
+    job = roomy.submit(pages)
+    assert time.monotonic() - start < 5  # (a loaded 2-core machine; ~0.1 s idle)
+    assert (job["input"]["width"], job["input"]["height"]) == (12, 8)
+    roomy.http.delete(f"/v1/jobs/{job['id']}")
+
+
+@pytest.mark.parametrize("name, data, status, size", [
+    ("cmyk16.tiff", tiff_bytes(pattern(8, 8, channels=4, dtype=np.uint16), photometric="separated"), 415, None),
+    ("orient6.tiff", tiff_bytes(pattern(32, 48), orientation=6), 202, (32, 48)),
+    ("orient6-16.tiff", tiff_bytes(pattern(32, 48, dtype=np.uint16), orientation=6), 202, (32, 48)),
+    ("late-exif.png", png_rows(pattern(20, 30), exif_after_idat=exif_orientation(6)[6:]), 202, (30, 20)),
+    ("pair.mpo", mpo_bytes(pattern(20, 30), pattern(20, 30, seed=1)), 202, (30, 20)),
+])
+def test_unusual_images_are_answered_from_the_header(stack, name, data, status, size):
+    r = stack.http.post("/v1/jobs", files={"image": (name, data)})
+    assert r.status_code == status, r.text
+    if status != 202:
+        assert r.json()["error"]["code"] == "unsupported_format"
+        return
+    job = r.json()
+    assert (job["input"]["width"], job["input"]["height"]) == size
+    stack.http.delete(f"/v1/jobs/{job['id']}")
+
+
+# --- slow and oversized requests ---------------------------------------------------------------------------
+
+def read_answer(sock: socket.socket, timeout: float = 10) -> bytes:
+    """Everything the server sends until it closes the connection (or ``timeout``)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+def json_error(answer: bytes) -> dict:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), answer[:300]
+    return __import__("json").loads(body)["error"]
+
+
+def test_request_headers_over_the_limit_get_431_and_no_memory(stack):
+    """30 MB of headers on GET /healthz answered 200 and grew the API by 25-66 MB: now the connection is
+    answered 431 once the head passes max_request_header_bytes (64 KiB), and the API does not grow."""
+    api = psutil.Process(stack.api.pid)
+    rss_before = api.memory_info().rss
+    sent = 0
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        try:
+            while sent < 30_000_000:
+                sock.sendall(b"X-Padding-%d: %s\r\n" % (sent, b"a" * 8000))
+                sent += 8000
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = read_answer(sock)
+    assert sent < 10_000_000, f"the server kept reading {sent:,} bytes of headers"  # (socket buffers: a few MB)
+    if answer:  # (or the kernel reset the connection with our bytes unread)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert json_error(answer)["code"] == "headers_too_large"
+    assert api.memory_info().rss - rss_before < 10_000_000
+    assert httpx.get(f"{stack.base_url}/healthz", headers={"X-Big": "b" * 30_000}).status_code == 200
+
+
+def test_malformed_request_line_gets_a_json_400(stack):
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+        answer = read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 400") and json_error(answer)["code"] == "bad_request"
+
+
+def test_headers_that_stall_get_408_and_the_connection_closed(stack):
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... and nothing more
+        start = time.monotonic()
+        answer = read_answer(sock)
+    assert 1.5 < time.monotonic() - start < 6  # request_read_timeout: 2 s
+    assert answer.startswith(b"HTTP/1.1 408") and json_error(answer)["code"] == "request_timeout"
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:  # connected, silent
+        assert read_answer(sock) == b""  # closed without a word
+
+
+@pytest.mark.parametrize("case", ["stalled", "short of its length", "trickle"])
+def test_upload_bodies_that_stall_or_trickle_get_408(stack, case):
+    """A body that stops (or sends fewer bytes than its Content-Length) is answered 408 after
+    request_read_timeout (2 s); one that trickles a byte a second, after upload_timeout (5 s)."""
+    start_of_body = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n" + MULTIPART + b"\r\n")
+        start = time.monotonic()
+        sock.sendall(start_of_body)
+        if case == "short of its length":
+            sock.sendall(png_bytes(16, 16) + b"\r\n--b--\r\n")
+        if case == "trickle":
+            sock.settimeout(0.01)
+            answer = b""
+            while not answer and time.monotonic() - start < 15:
+                try:
+                    sock.sendall(b"x")
+                    answer = sock.recv(65536)
+                except TimeoutError:
+                    time.sleep(1)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            answer += read_answer(sock)
+        else:
+            answer = read_answer(sock)
+    took = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert json_error(answer)["code"] == "request_timeout"
+    assert (4.5 < took < 9) if case == "trickle" else (1.5 < took < 6), took
+
+
+# --- ambiguous forms, Range headers ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields, files, named", [
+    ({"scale": ["2", "4"]}, {"image": ("a.png", png_bytes(8, 8))}, "scale"),
+    ({"format": ["png", "png"]}, {"image": ("a.png", png_bytes(8, 8))}, "format"),
+    ({}, [("image", ("a.png", png_bytes(8, 8))), ("image", ("b.png", png_bytes(9, 9)))], "image"),
+])
+@pytest.mark.parametrize("path", ["/v1/jobs", "/upload"])
+def test_repeated_fields_are_refused_naming_the_field(stack, fields, files, named, path):
+    r = stack.http.post(path, data=fields, files=files)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "duplicate_field" and repr(named) in error["message"]
+
+
+def test_malformed_and_unsatisfiable_ranges_answer_in_json(stack):
+    job = stack.submit(png_bytes(16, 16))
+    size = len(stack.http.get(f"/v1/jobs/{job['id']}/input").content)
+    for path in (f"/v1/jobs/{job['id']}/input", f"/uploads/{job['id']}.png", "/static/style.css", "/"):
+        r = stack.http.get(path, headers={"Range": "bytes=0-3"})
+        assert r.status_code == 206 and len(r.content) == 4, path
+        for value, status in [("bytes=abc", 400), ("bytes=5-2", 400), ("items=0-1", 400), ("bytes=", 400),
+                              ("bytes=99999999-", 416), ("bytes=-", 400)]:
+            r = stack.http.get(path, headers={"Range": value})
+            assert r.status_code == status, (path, value, r.status_code, r.text)
+            assert r.json()["error"]["message"], (path, value)
+    assert stack.http.get(f"/v1/jobs/{job['id']}/input", headers={"Range": "bytes=99999999-"}).headers[
+        "content-range"] == f"bytes */{size}"
+    stack.http.delete(f"/v1/jobs/{job['id']}")
+
+
+# --- Idempotency-Key -------------------------------------------------------------------------------------
+
+def test_idempotency_key_reused_for_another_request_is_refused_and_released_with_the_job(stack):
+    image, key = png_bytes(16, 16, seed=3), {"Idempotency-Key": "reuse-me"}
+    first = stack.submit(image, headers=key)
+    assert stack.submit(image, headers=key)["id"] == first["id"]  # a true retry
+    for other_image, name, options in [(png_bytes(16, 16, seed=4), "photo.png", {}), (image, "photo.png", {"scale": "2"}),
+                                       (image, "other.png", {})]:
+        r = stack.http.post("/v1/jobs", files={"image": (name, other_image)}, data=options, headers=key)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_key_reused", r.text
+    assert stack.http.delete(f"/v1/jobs/{first['id']}").status_code == 204
+    second = stack.submit(png_bytes(16, 16, seed=4), headers=key)  # the key went with the job
+    assert second["id"] != first["id"]
+    assert stack.http.delete(f"/v1/jobs/{second['id']}").status_code == 204
 
 
 # --- dependencies -----------------------------------------------------------------------------------------

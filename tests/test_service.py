@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model import imageio
 from model.hardware import resolve_precision
+from tests.imagefactory import mpo_bytes, pattern, png_rows, tiff_bytes
 from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload, wait_until
 
 LIMITS = dict(max_upload_bytes=400_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
@@ -250,6 +252,37 @@ def _gif() -> bytes:
 ])
 def test_bad_images_are_refused(client, data, status, code):
     assert_error(client.post("/v1/jobs", files={"image": ("x.png", data)}), status, code)
+
+
+def _gray16_with_colour_key() -> tuple[bytes, int]:
+    gray = pattern(16, 20, channels=1, dtype=np.uint16)
+    gray[4:12, 6:14] = 12345  # a transparent block, big enough to stay transparent when upscaled
+    return png_rows(gray, trns=(12345).to_bytes(2, "big")), 12345
+
+
+@pytest.mark.parametrize("name, data, size, channels, dtype", [
+    ("orient6.tiff", tiff_bytes(pattern(12, 20), orientation=6), (12, 20), 3, np.uint8),
+    ("orient8-16.tiff", tiff_bytes(pattern(12, 20, dtype=np.uint16), orientation=8), (12, 20), 3, np.uint16),
+    ("pair.mpo", mpo_bytes(pattern(12, 20), pattern(12, 20, seed=1)), (20, 12), 3, np.uint8),
+    ("key.png", _gray16_with_colour_key()[0], (20, 16), 4, np.uint16),
+    ("dot.png", png_rows(np.array([[[250, 10, 120]]], np.uint8)), (1, 1), 3, np.uint8),
+])
+def test_unusual_images_come_out_the_right_size_depth_and_channels(stack, client, name, data, size, channels, dtype):
+    job = stack.wait_for(stack.submit(data, filename=name)["id"])
+    assert job["status"] == "succeeded", job
+    assert (job["input"]["width"], job["input"]["height"]) == size
+    out = imageio.decode(client.get(f"/v1/jobs/{job['id']}/result").content)
+    assert out.pixels.shape[:2] == (size[1] * 4, size[0] * 4)
+    assert (out.pixels.shape[2] if out.pixels.ndim == 3 else 1) == channels and out.pixels.dtype == dtype
+    if name == "key.png":
+        assert out.pixels[22:42, 30:50, 3].max() == 0 and out.pixels[:8, :8, 3].min() == 65535  # (edges blur)
+
+
+def test_truncated_png_fails_its_job_instead_of_coming_out_black(stack):
+    """IHDR says 40 rows, the image data holds 4: the job fails (it used to succeed with black rows)."""
+    job = stack.wait_for(stack.submit(png_rows(pattern(40, 30), rows=4))["id"])
+    assert job["status"] == "failed" and job["error"]["code"] == "bad_image", job
+    assert "truncated PNG" in job["error"]["message"]
 
 
 @pytest.mark.parametrize("options, code", [
