@@ -690,8 +690,10 @@
         return;
       }
       for (const model of models) {
-        const label = `${model.name} · ${model.scale}×${model.default ? " (default)" : ""}`;
-        modelSelect.append(el("option", { value: model.name, text: label }));
+        // What the model is for, in one line: its description up to the colon ("Real photos, JPEGs...: ...").
+        const purpose = (model.description || "").includes(":") ? ` — ${model.description.split(":")[0]}` : "";
+        const label = `${model.name} · ${model.scale}×${model.default ? " (default)" : ""}${purpose}`;
+        modelSelect.append(el("option", { value: model.name, text: label, title: model.description || "" }));
       }
       modelSelect.disabled = models.length === 0;
       const scales = new Set(models.map((m) => m.scale));

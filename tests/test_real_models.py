@@ -1,0 +1,53 @@
+"""The shipped real-world models: defaults for their scale, restoration-to-GAN by strength, and better
+than bicubic and than the bicubic-trained models on a photo degraded the way uploads are."""
+import numpy as np
+import pytest
+from skimage import data
+
+from model.artifacts import find_model, read_manifest
+from model.engine import Upscaler
+from model.settings import SHIPPED_MODELS_DIR
+from training.imresize import imresize
+from training.metrics import psnr, rgb_to_y, texture_ratio
+from training.prepare import make_lr, mod_crop
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_real_models_are_the_defaults_and_hold_both_ends(scale):
+    folder, manifest = find_model(SHIPPED_MODELS_DIR, scale=scale)
+    assert manifest.name == f"esrgan-real-x{scale}" and manifest.default
+    assert manifest.interpolation is not None and 0 < manifest.interpolation.default_strength < 1
+    assert not read_manifest(SHIPPED_MODELS_DIR / f"esrgan-psnr-x{scale}").default
+    assert ":" in manifest.description  # "what it is for: ..." (the page's model picker shows it)
+
+
+@pytest.fixture(scope="module")
+def degraded():
+    """scikit-image's astronaut (face, flag, suit): x4 and x2 LR made by training.degrade, fixed seed."""
+    out = {}
+    for scale in (2, 4):
+        hr = mod_crop(data.astronaut()[::2, ::2] if scale == 2 else data.astronaut(), scale)
+        out[scale] = hr, make_lr(hr, scale, "realworld-once", 0, "astronaut")
+    return out
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_restoration_end_beats_bicubic_and_the_clean_model_on_degraded_input(degraded, scale):
+    hr, lr = degraded[scale]
+    real = Upscaler.from_artifact(SHIPPED_MODELS_DIR / f"esrgan-real-x{scale}", strength=0.0, tile=0)
+    clean = Upscaler.from_artifact(SHIPPED_MODELS_DIR / f"esrgan-psnr-x{scale}", tile=0)
+    restored = psnr(real.upscale(lr), hr, scale)
+    assert restored > psnr(imresize(lr, scale), hr, scale) + 0.2
+    assert restored > psnr(clean.upscale(lr), hr, scale) + 0.3
+
+
+def test_strength_one_restores_texture_without_losing_the_picture(degraded):
+    hr, lr = degraded[4]
+    folder = SHIPPED_MODELS_DIR / "esrgan-real-x4"
+    smooth = Upscaler.from_artifact(folder, strength=0.0, tile=0).upscale(lr)
+    sharp = Upscaler.from_artifact(folder, strength=1.0, tile=0).upscale(lr)
+    y_hr = rgb_to_y(hr)
+    assert texture_ratio(rgb_to_y(sharp), y_hr, 4) > 1.3 * texture_ratio(rgb_to_y(smooth), y_hr, 4)
+    assert psnr(sharp, hr, 4) > psnr(imresize(lr, 4), hr, 4) - 1.5
+    # no colour shift: the mean colour stays within 2 levels of the original's
+    assert np.abs(sharp.reshape(-1, 3).mean(0) - hr.reshape(-1, 3).mean(0)).max() < 2.0
