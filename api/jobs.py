@@ -12,8 +12,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from fastapi.responses import RedirectResponse, StreamingResponse
 
+from jobs import webhooks
 from jobs.queue import enqueue
-from jobs.records import SUCCEEDED, IdempotencyKeyReused, Job, new_job_id, seconds_between
+from jobs.records import SUCCEEDED, IdempotencyKeyReused, Job, job_json, new_job_id
 from jobs.storage import EXTENSIONS, GENERATED, MEDIA_TYPES, UPLOADS
 from model.imageio import ImageInfo, probe
 from model.options import JobOptions, resolve_model, resolve_options
@@ -50,6 +51,8 @@ def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idem
     info = probe(data, max_pixels=settings.max_input_pixels)  # errors: 415 / 422 (api/errors.py)
     _, manifest = resolve_model(settings, options.model, options.scale)
     options = resolve_options(options, manifest, info, settings.max_output_pixels)
+    if options.callback_url:
+        check_callback(settings, options.callback_url)
 
     retry_after = {"Retry-After": str(settings.queue_retry_after)}
     if ctx.api_keys and store.in_flight(who) >= settings.max_jobs_in_flight_per_key:
@@ -61,6 +64,15 @@ def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idem
         return _store_and_enqueue(ctx, who, upload, data, info, options, idempotency_key, fingerprint)
     finally:
         store.admitted(settings.queue)
+
+
+def check_callback(settings, url: str) -> None:
+    if not settings.webhook_secret:
+        raise APIError(422, "webhooks_disabled", "this service sends no webhooks (ESRGAN_WEBHOOK_SECRET is not set)")
+    try:
+        webhooks.check_target(url, settings.webhook_allow_private)
+    except webhooks.TargetRefused as exc:
+        raise APIError(422, "invalid_callback_url", str(exc)) from None
 
 
 def request_fingerprint(data: bytes, filename: str | None, options: JobOptions) -> str:
@@ -111,24 +123,6 @@ def _undo(ctx: Context, who: str, job_id: str, idempotency_key: str | None) -> N
             step()
         except Exception:
             pass
-
-
-def job_json(job: Job) -> dict:
-    fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
-    url = f"/v1/jobs/{job.id}"
-    return {
-        "id": job.id, "status": job.status, "model": job.model,
-        "progress": {"done": job.done, "total": job.total, "fraction": round(fraction, 4)},
-        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
-        "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
-        "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
-        "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
-                  "url": f"{url}/input"},
-        "options": job.options,
-        "output": {**job.output, "url": f"{url}/result"} if job.output else None,
-        "error": job.error,
-        "precision": job.precision,
-    }
 
 
 def find_job(ctx: Context, who: str, job_id: str) -> Job:

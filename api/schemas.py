@@ -40,6 +40,14 @@ class OutputInfo(BaseModel):
     url: str
 
 
+class WebhookInfo(BaseModel):
+    status: Literal["retrying", "delivered", "failed"]
+    attempts: int
+    status_code: int | None  # the receiver's last answer
+    error: str | None
+    at: str  # time of the last attempt
+
+
 class JobOut(BaseModel):
     id: str
     status: Literal["queued", "running", "succeeded", "failed", "canceled"]
@@ -55,6 +63,7 @@ class JobOut(BaseModel):
     output: OutputInfo | None
     error: ErrorInfo | None
     precision: str | None = None  # compute type the model ran in (float32, bfloat16, float16), once finished
+    webhook: WebhookInfo | None = None  # delivery to the callback_url, once attempted
 
 
 class StrengthInfo(BaseModel):

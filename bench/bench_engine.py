@@ -37,25 +37,26 @@ SMALL_X4 = dict(num_block=2, num_feat=16, num_grow_ch=8, scale=4)  # memory runs
 PLOT = ROOT / "docs" / "bench_engine.png"
 
 
-def random_upscaler(name: str, params: dict):
+def random_upscaler(name: str, params: dict, precision: str = "auto"):
     import keras
 
     from model.archs import build_generator
     from model.artifacts import Manifest, WeightsFile
-    from model.engine import Upscaler
+    from model.engine import Upscaler, engine_precision
 
     keras.utils.set_random_seed(0)
     manifest = Manifest(name=name, arch="rrdbnet", params=params, scale=params["scale"],
                         weights=WeightsFile(file="random", sha256="-", bytes=0))
-    return Upscaler(build_generator("rrdbnet", params), manifest)
+    return Upscaler(build_generator("rrdbnet", params, engine_precision(precision), inference=True), manifest)
 
 
-def shipped_upscalers() -> list:
+def shipped_upscalers(precision: str = "auto") -> list:
     from model.artifacts import list_models
     from model.engine import Upscaler
     from model.settings import SHIPPED_MODELS_DIR
 
-    return [Upscaler.from_artifact(SHIPPED_MODELS_DIR / m.name) for m in list_models(SHIPPED_MODELS_DIR) if m.default]
+    return [Upscaler.from_artifact(SHIPPED_MODELS_DIR / m.name, precision=precision)
+            for m in list_models(SHIPPED_MODELS_DIR) if m.default]
 
 
 def conv_flops_per_pixel(model) -> float:
@@ -94,7 +95,7 @@ def throughput(upscaler, size: int, repeats: int) -> dict:
     raw = tf.function(lambda x: upscaler.model(x, training=False))
     out_mp = (size * upscaler.scale) ** 2 / 1e6
     flops = conv_flops_per_pixel(upscaler.model) * size * size
-    row = {"model": upscaler.name, "input": f"{size}x{size}", "gflop": flops / 1e9,
+    row = {"model": upscaler.name, "precision": upscaler.precision, "input": f"{size}x{size}", "gflop": flops / 1e9,
            "auto_tile": upscaler.auto_tile()}
     times = best_times({"raw": lambda: raw(tensor).numpy(),
                         "engine": lambda: upscaler.upscale(image, tile=0),
@@ -177,11 +178,11 @@ def markdown(speed: list[dict], mem: list[dict], where: str, args) -> str:
              "GFLOP/s (2 x multiply-adds of every Conv2D at its resolution). *raw* = tf.function of the Keras model on "
              "the same float tensor; *engine* = `Upscaler.upscale` on the uint8 image with `tile=0` (one "
              "pass), *engine auto* = with its automatic tile.", "",
-             "| model | input | GFLOP | raw MP/s | raw GFLOP/s | engine MP/s | engine GFLOP/s | engine vs raw "
+             "| model | precision | input | GFLOP | raw MP/s | raw GFLOP/s | engine MP/s | engine GFLOP/s | engine vs raw "
              "| engine auto MP/s (tile) | engine auto vs raw |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in speed:
-        lines.append(f"| {r['model']} | {r['input']} | {r['gflop']:.1f} | {r['raw']['mp_s']:.3f} | "
+        lines.append(f"| {r['model']} | {r['precision']} | {r['input']} | {r['gflop']:.1f} | {r['raw']['mp_s']:.3f} | "
                      f"{r['raw']['gflop_s']:.1f} | {r['engine']['mp_s']:.3f} | {r['engine']['gflop_s']:.1f} | "
                      f"{r['overhead_pct']:+.1f}% | {r['engine_auto']['mp_s']:.3f} ({r['auto_tile']}) | "
                      f"{r['auto_overhead_pct']:+.1f}% |")
@@ -253,6 +254,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=64, help="throughput input side (default 64)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--precisions", default="auto",
+                        help="comma-separated precision settings to measure (default auto: what this CPU runs)")
     parser.add_argument("--mem-sides", type=int, nargs="*", default=[500, 2000])
     parser.add_argument("--mem-tiles", type=int, nargs="*", default=[128, 256])
     parser.add_argument("--skip-esrgan", action="store_true", help="skip the 23-block RRDBNet")
@@ -266,7 +269,10 @@ def main() -> None:
         return
 
     load_start = os.getloadavg()[0]
-    upscalers = ([] if args.skip_esrgan else [random_upscaler("rrdbnet-23b-x4", ESRGAN_X4)]) + shipped_upscalers()
+    upscalers = []
+    for precision in dict.fromkeys(args.precisions.split(",")):
+        upscalers += (([] if args.skip_esrgan else [random_upscaler("rrdbnet-23b-x4", ESRGAN_X4, precision)])
+                      + shipped_upscalers(precision))
     speed = []
     for up in upscalers:
         speed.append(throughput(up, args.size, args.repeats))

@@ -19,6 +19,7 @@ from .records import redis_url
 from .settings import Settings, get_settings
 
 TASK_NAME = "esrgan.run_job"
+WEBHOOK_TASK = "esrgan.deliver_webhook"
 QUEUES = ("default", "gpu")
 
 

@@ -143,6 +143,7 @@ class Job:
     error: dict[str, str] | None = None
     cancel_requested: bool = False
     precision: str | None = None  # the compute type the model ran in (set when the job finishes)
+    webhook: dict[str, Any] | None = None  # delivery of the callback_url: status, attempts, last answer
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> "Job":
@@ -156,6 +157,7 @@ class Job:
             done=int(h.get("done") or 0), total=int(h.get("total") or 0), attempts=int(h.get("attempts") or 0),
             worker=h.get("worker") or None, output=loads("output"), error=loads("error"),
             cancel_requested=h.get("cancel") == "1", precision=h.get("precision") or None,
+            webhook=loads("webhook"),
         )
 
     @property
@@ -265,9 +267,14 @@ class JobStore:
             fields["precision"] = precision
         self.transition(job_id, allowed, status, attempt, **fields)
         if processing_seconds is not None:
-            self.observe_processing(processing_seconds)
-        if precision is not None:
-            self.r.hincrby(self.STATS, f"precision:{precision}", 1)
+            self.observe_processing(processing_seconds, precision)
+
+    def record_webhook(self, job: Job, delivery: dict) -> None:
+        """Note a webhook attempt on the finished job (nothing if it was deleted meanwhile)."""
+        try:
+            self.transition(job.id, TERMINAL, job.status, webhook=delivery)
+        except (JobGone, TransitionRefused):
+            pass
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes canceled now (its message is skipped when delivered); a running
@@ -302,8 +309,10 @@ class JobStore:
                 p.hincrby(self.STATS, f"now:{job.status}", -1)
             p.execute()
 
-    def observe_processing(self, seconds: float) -> None:
+    def observe_processing(self, seconds: float, precision: str | None = None) -> None:
         with self.r.pipeline() as p:
+            if precision:  # jobs by the compute type they ran in, for /metrics
+                p.hincrby(self.STATS, f"precision:{precision}", 1)
             p.hincrbyfloat(self.STATS, "processing:sum", seconds)
             p.hincrby(self.STATS, "processing:count", 1)
             for bound in PROCESSING_BUCKETS:
@@ -354,6 +363,26 @@ class JobStore:
 
     def exists(self, job_id: str) -> bool:
         return bool(JOB_ID.match(job_id)) and bool(self.r.exists(self.key(job_id)))
+
+
+def job_json(job: Job) -> dict:
+    """The job as the API shows it (GET /v1/jobs/{id}) and webhooks send it."""
+    fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
+    url = f"/v1/jobs/{job.id}"
+    return {
+        "id": job.id, "status": job.status, "model": job.model,
+        "progress": {"done": job.done, "total": job.total, "fraction": round(fraction, 4)},
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
+        "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
+        "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
+                  "url": f"{url}/input"},
+        "options": job.options.model_dump(),
+        "output": {**job.output, "url": f"{url}/result"} if job.output else None,
+        "error": job.error,
+        "precision": job.precision,
+        "webhook": job.webhook,
+    }
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:

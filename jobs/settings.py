@@ -65,6 +65,13 @@ class Settings(EngineSettings):
     cleanup_interval_seconds: int = Field(600, ge=1, description="How often expired jobs' files are removed")
     max_archive_jobs: int = Field(100, ge=1, description="Most results in one zip (POST /v1/archives)")
     max_archive_bytes: int = Field(2 * 1024**3, ge=1, description="Largest total of results in one zip")
+    webhook_secret: str | None = Field(None, description="Key of the webhooks' HMAC-SHA256 signature; unset = "
+                                       "callback_url is refused")
+    webhook_allow_private: bool = Field(False, description="Allow callback URLs on loopback/private/link-local "
+                                        "addresses (off: SSRF)")
+    webhook_timeout: float = Field(5.0, gt=0, description="Seconds one webhook attempt may take")
+    webhook_attempts: int = Field(5, ge=1, description="Webhook attempts before giving up")
+    webhook_backoff: float = Field(2.0, gt=0, description="Seconds before the 2nd attempt; doubles after each")
     queue_retry_after: int = Field(10, ge=1, description="Retry-After seconds sent with 429 when the queue is full")
 
     @field_validator("storage_url")

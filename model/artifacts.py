@@ -95,7 +95,7 @@ def assign_weights(model: "keras.Model", weights: dict[str, np.ndarray], source:
         value = weights[key]
         if tuple(value.shape) != tuple(var.shape):
             raise ArtifactError(f"{source}: {key} has shape {value.shape}, the architecture needs {tuple(var.shape)}")
-        var.assign(value.astype(np.float32))
+        var.assign(value.astype(np.float32))  # Keras casts to the variable's type (bfloat16 for inference)
 
 
 def _write_weights(folder: Path, filename: str, weights: dict[str, np.ndarray]) -> WeightsFile:
@@ -183,8 +183,9 @@ def interpolate(gan: dict[str, np.ndarray], psnr: dict[str, np.ndarray], strengt
 
 
 def load_keras_model(folder: Path | str, manifest: Manifest | None = None, strength: float | None = None,
-                     precision: str = "float32") -> "keras.Model":
-    """Build the manifest's architecture and load its (optionally interpolated) weights."""
+                     precision: str = "float32", inference: bool = False) -> "keras.Model":
+    """Build the manifest's architecture and load its (optionally interpolated) weights; ``inference``: the
+    weights are stored in ``precision`` (see build_generator), not for training or saving."""
     from .archs import PRECISIONS, build_generator
 
     if precision not in PRECISIONS:
@@ -195,7 +196,7 @@ def load_keras_model(folder: Path | str, manifest: Manifest | None = None, stren
     if strength is not None and manifest.interpolation is not None:
         weights = interpolate(weights, read_weights(folder, manifest.interpolation.psnr), float(strength))
     try:
-        model = build_generator(manifest.arch, manifest.params, precision)
+        model = build_generator(manifest.arch, manifest.params, precision, inference=inference)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder}: manifest architecture {manifest.arch} {manifest.params}: {exc}") from None
     assign_weights(model, weights, source=f"{folder}/{manifest.weights.file}")

@@ -27,6 +27,9 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from .errors import ImageError, LimitExceeded, UnsupportedFormat
 
 ACCEPTED = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+# zlib level of written PNGs: 3 encodes a 256x256 photo in 9 ms where 6 (Pillow's default) takes 27 ms,
+# for files ~12% larger; in a service every job pays it
+PNG_COMPRESS_LEVEL = 3
 
 # Output formats: name -> (Pillow format, media type, file extension)
 FORMATS: dict[str, tuple[str, str, str]] = {
@@ -372,7 +375,7 @@ def _png16(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
 
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
     if not ok:
         raise ImageError("PNG encoding failed")
     data = buf.tobytes()
@@ -414,7 +417,7 @@ def encode(pixels: np.ndarray, fmt: str, *, quality: int = DEFAULT_QUALITY, icc_
     elif fmt == "webp":
         options.update(quality=quality, method=4)
     else:
-        options.update(compress_level=6)
+        options.update(compress_level=PNG_COMPRESS_LEVEL)
     buf = io.BytesIO()
     img.save(buf, FORMATS[fmt][0], **options)
     return buf.getvalue()

@@ -43,6 +43,8 @@ class JobOptions(BaseModel):
                                               "of the input (a little more faithful, 8x the time)")
     format: str | None = Field(None, max_length=8, description="png, jpg, webp or tiff; default: the input's")
     quality: int | None = Field(None, ge=1, le=100, description=f"JPEG/WebP quality (default {DEFAULT_QUALITY})")
+    callback_url: str | None = Field(None, max_length=2048, description="Service only: URL that gets the job's "
+                                     "JSON, signed, when it finishes (webhook)")
 
 
 def output_size(width: int, height: int, scale: int, *, outscale: float | None = None,

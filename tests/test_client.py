@@ -27,7 +27,8 @@ def stack(tmp_path_factory, models_dir):
     with ServiceStack(tmp_path_factory.mktemp("client"), models_dir, **ARCHIVE_LIMITS) as s:
         s.start_redis()
         s.start_api()
-        s.start_worker("c1")
+        s.start_worker("c1", wait=False)
+        s.wait_worker("c1", timeout=400)  # TensorFlow imports slowly on a busy machine
         yield s
 
 

@@ -15,8 +15,10 @@ from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.log import get_logger
 
-from jobs.queue import TASK_NAME, make_celery
-from jobs.records import CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused
+from jobs.queue import TASK_NAME, WEBHOOK_TASK, make_celery
+from jobs import webhooks
+from jobs.records import (CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused, job_json,
+                          now_iso)
 from jobs.settings import get_settings
 from jobs.storage import GENERATED, UPLOADS, FileMissing, Storage, StorageError, open_storage
 from model.errors import Canceled, ESRGANError
@@ -73,6 +75,7 @@ class JobTask(Task):
         if isinstance(exc, TimeLimitExceeded) and args:
             _fail(args[0], None, "time_limit",
                   f"the job ran over the hard time limit ({settings.hard_time_limit} s) and was stopped")
+            _notify(args[0])
 
 
 def _fail(job_id: str, attempt: int | None, code: str, message: str) -> None:
@@ -84,7 +87,44 @@ def _fail(job_id: str, attempt: int | None, code: str, message: str) -> None:
 
 @app.task(name=TASK_NAME, bind=True, base=JobTask)
 def run_job(self, job_id: str) -> str:
-    return process(job_id, worker=self.request.hostname or socket.gethostname())
+    outcome = process(job_id, worker=self.request.hostname or socket.gethostname())
+    _notify(job_id)  # also for "done": a job canceled while queued is finished when its message comes
+    return outcome
+
+
+# --- webhooks: the finished job's JSON to its callback_url, signed, retried with backoff ------------
+
+def _notify(job_id: str) -> None:
+    """Start the webhook of a finished job that asked for one and has none under way or delivered."""
+    try:
+        job = store().get(job_id)
+        if job is not None and job.finished and job.options.callback_url and job.webhook is None:
+            deliver_webhook.apply_async((job_id, 1), queue=settings.queue, routing_key=settings.queue)
+    except redis.RedisError as exc:
+        log.warning("job %s: webhook not started: %s", job_id, exc)
+
+
+@app.task(name=WEBHOOK_TASK)
+def deliver_webhook(job_id: str, attempt: int) -> str:
+    """One attempt; the next is a new task ``webhook_backoff * 2**(attempt-1)`` s later, so a slow
+    receiver never holds a job process between attempts."""
+    jobs = store()
+    job = jobs.get(job_id)
+    if job is None or not job.options.callback_url:
+        return "gone"
+    result = webhooks.deliver(job.options.callback_url, job_json(job), settings.webhook_secret or "",
+                              timeout=settings.webhook_timeout, allow_private=settings.webhook_allow_private)
+    last = attempt >= settings.webhook_attempts
+    status = "delivered" if result["ok"] else "failed" if last else "retrying"
+    jobs.record_webhook(job, {"status": status, "attempts": attempt, "status_code": result["status_code"],
+                              "error": result["error"], "at": now_iso()})
+    if status == "retrying":
+        deliver_webhook.apply_async((job_id, attempt + 1), countdown=settings.webhook_backoff * 2 ** (attempt - 1),
+                                    queue=settings.queue, routing_key=settings.queue)
+    elif status == "failed":
+        log.warning("job %s: webhook to %s failed after %d attempts: %s", job_id, job.options.callback_url,
+                    attempt, result["error"])
+    return status
 
 
 def process(job_id: str, worker: str) -> str:

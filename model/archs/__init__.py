@@ -49,10 +49,12 @@ def dtype_policy(name: str | None):
             keras.config.set_dtype_policy(previous)
 
 
-def build_generator(arch: str, params: dict[str, Any], precision: str | None = None) -> keras.Model:
+def build_generator(arch: str, params: dict[str, Any], precision: str | None = None,
+                    inference: bool = False) -> keras.Model:
     """``precision`` other than float32 computes in that type with float32 weights (Keras mixed precision):
     bfloat16 runs about twice as fast on CPUs with AVX512-BF16/AMX for ~0.01-0.02 dB PSNR. None keeps the
-    policy in force (a training run sets its own)."""
+    policy in force (a training run sets its own). ``inference`` stores the weights in ``precision`` too: the
+    mixed policy (what training needs) casts every float32 weight on every call; inference casts once."""
     try:
         builder = GENERATORS[arch]
     except KeyError:
@@ -61,5 +63,5 @@ def build_generator(arch: str, params: dict[str, Any], precision: str | None = N
         return builder(**params)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    with dtype_policy(policy_name(precision)):
+    with dtype_policy(precision if inference else policy_name(precision)):
         return builder(**params)
