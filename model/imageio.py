@@ -294,6 +294,9 @@ def _png_pixel_bytes(width: int, height: int, bit_depth: int, colour_type: int, 
     return sum(rows(-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in adam7)
 
 
+_BROKEN_PNG = "corrupt or truncated PNG image"  # the words of every other decode failure
+
+
 def check_png_data(data: bytes) -> None:
     """Refuse a PNG whose image data is short, corrupt or fails its CRC. Pillow accepts a zlib stream that
     ends before the last row (the missing rows come out black); here the IDAT stream is inflated in 1 MB
@@ -308,19 +311,19 @@ def check_png_data(data: bytes) -> None:
             break
         if kind == b"IDAT":
             if struct.unpack(">I", data[end:end + 4])[0] != zlib.crc32(data[pos + 4:end]):
-                raise ImageError("corrupt PNG image: an image data chunk fails its CRC check")
+                raise ImageError(f"{_BROKEN_PNG}: an image data chunk fails its CRC check")
             piece = data[pos + 8:end]
             try:
                 while piece and inflated < expected:
                     inflated += len(inflater.decompress(piece, 2**20))
                     piece = inflater.unconsumed_tail
             except zlib.error as exc:
-                raise ImageError(f"corrupt PNG image data: {exc}") from None
+                raise ImageError(f"{_BROKEN_PNG}: {exc}") from None
         elif kind == b"IEND":
             break
         pos = end + 4
     if inflated < expected:
-        raise ImageError(f"truncated PNG image: its image data ends at {inflated:,} of {expected:,} bytes "
+        raise ImageError(f"{_BROKEN_PNG}: its image data ends at {inflated:,} of {expected:,} bytes "
                          f"({height} rows declared)")
 
 
