@@ -57,7 +57,7 @@ def _photos() -> list[np.ndarray]:
     return [data.astronaut()[64:256, 128:320], data.coffee()[100:292, 200:392], data.chelsea()[60:252, 150:342]]
 
 
-@pytest.mark.parametrize("name", ["esrgan-psnr-x2", "esrgan-psnr-x4"])
+@pytest.mark.parametrize("name", ["esrgan-psnr-x2", "esrgan-psnr-x4", "esrgan-real-x2", "esrgan-real-x4"])
 def test_shipped_models_keep_their_psnr_at_what_auto_picks(name):
     """Against float32: bfloat16 (what auto runs on AMX/AVX512-BF16 CPUs) and what auto picks here."""
     from model.engine import Upscaler
