@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import evaluate_pair, psnr, rgb_to_y, ssim
+from training.metrics import evaluate_pair, psnr, rgb_to_y, ssim, texture_ratio
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
@@ -58,7 +58,7 @@ def test_identical_images_give_inf_psnr_and_unit_ssim():
     img = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     assert psnr(img, img, 2) == math.inf
     assert ssim(img, img, 2) == pytest.approx(1.0, abs=1e-12)
-    assert evaluate_pair(img, img, 4) == {"psnr": math.inf, "ssim": pytest.approx(1.0, abs=1e-12)}
+    assert evaluate_pair(img, img, 4) == {"psnr": math.inf, "ssim": pytest.approx(1.0, abs=1e-12), "texture": 1.0}
 
 
 def test_crop_removes_exactly_the_border():
@@ -120,7 +120,8 @@ def test_evaluate_pair_crops_scale():
     hr = rng.integers(0, 256, (32, 36, 3), dtype=np.uint8)
     sr = np.clip(hr.astype(int) + rng.integers(-9, 10, hr.shape), 0, 255).astype(np.uint8)
     got = evaluate_pair(sr, hr, 3)
-    assert got == {"psnr": pytest.approx(psnr(sr, hr, 3)), "ssim": pytest.approx(ssim(sr, hr, 3))}
+    assert got == {"psnr": pytest.approx(psnr(sr, hr, 3)), "ssim": pytest.approx(ssim(sr, hr, 3)),
+                   "texture": pytest.approx(texture_ratio(rgb_to_y(sr), rgb_to_y(hr), 3))}
     assert got["psnr"] != pytest.approx(psnr(sr, hr, 0))
 
 

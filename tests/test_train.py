@@ -97,7 +97,7 @@ def test_mse_fine_tune_starts_from_an_artifact_and_lowers_mse(images, tmp_path, 
 
 
 def gan_config(images, out, psnr_artifact, **kw):
-    return tiny_config(images, out, stage="gan", init=str(psnr_artifact), steps=2, d_num_feat=8, lr=None, **kw)
+    return tiny_config(images, out, **{**dict(stage="gan", init=str(psnr_artifact), steps=2, d_num_feat=8, lr=None), **kw})
 
 
 def test_gan_stage_with_feature_matching(images, tmp_path, psnr_artifact):
