@@ -190,6 +190,21 @@ class _JobData:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.status} {self.fraction:.0%}>"
 
+    def _poll_done(self, progress, deadline: float | None, timeout: float | None) -> bool:
+        """One step of ``wait`` (sync and async alike): report progress; finished yet, or out of time?"""
+        if progress:
+            progress(self)
+        if self.finished:
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {self.id} still {self.status} after {timeout} s")
+        return False
+
+    def _succeeded(self):
+        if self.status != "succeeded":
+            raise JobFailed(self)
+        return self
+
 
 # --- sync ----------------------------------------------------------------------------------------
 
@@ -279,18 +294,10 @@ class Job(_JobData):
         """Poll until the job finishes; ``progress(job)`` after every poll. Raises ``JobFailed`` if it
         failed or was canceled, ``TimeoutError`` after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if progress:
-                progress(self)
-            if self.finished:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.id} still {self.status} after {timeout} s")
+        while not self._poll_done(progress, deadline, timeout):
             time.sleep(interval)
             self.refresh()
-        if self.status != "succeeded":
-            raise JobFailed(self)
-        return self
+        return self._succeeded()
 
     def result(self) -> bytes:
         return self.client.request("GET", f"/v1/jobs/{self.id}/result").content
@@ -378,18 +385,10 @@ class AsyncJob(_JobData):
     async def wait(self, progress: Callable[["AsyncJob"], Any] | None = None, *, timeout: float | None = None,
                    interval: float = 0.5) -> "AsyncJob":
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if progress:
-                progress(self)
-            if self.finished:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.id} still {self.status} after {timeout} s")
+        while not self._poll_done(progress, deadline, timeout):
             await asyncio.sleep(interval)
             await self.refresh()
-        if self.status != "succeeded":
-            raise JobFailed(self)
-        return self
+        return self._succeeded()
 
     async def result(self) -> bytes:
         return (await self.client.request("GET", f"/v1/jobs/{self.id}/result")).content

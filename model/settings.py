@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # Inference engine
     tile: int | None = Field(None, ge=0, description="LR tile size; 0 = one pass, unset = automatic from tile_memory_mb")
     tile_pad: int = Field(16, ge=0, description="Overlap margin (LR pixels) around each tile so tiles join without seams")
+    edge_pad: int = Field(4, ge=0, description="Mirrored margin (LR pixels) past the image's edges, against the "
+                          "network's zero padding darkening them; each pixel adds a row of work")
     tile_memory_mb: int = Field(1536, ge=64, description="Activation memory budget that sizes automatic tiles")
     precision: PrecisionSetting = Field(
         "auto", description="Compute type: auto = bfloat16 on CPUs with AMX/AVX512-BF16 (~2x, -0.02 dB), "

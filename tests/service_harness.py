@@ -11,6 +11,7 @@ Everything it starts it stops (process groups, so a worker's job processes go to
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -234,6 +235,17 @@ class ServiceStack:
             if proc:
                 out.append(f"--- {proc.name}\n" + "\n".join(proc.log().splitlines()[-lines:]))
         return "\n".join(out)
+
+
+@contextlib.contextmanager
+def full_stack(folder: Path, models_dir: Path, worker: str, **settings):
+    """Redis, the API and one worker with its models loaded: the stack a client sees."""
+    with ServiceStack(folder, models_dir, **settings) as s:
+        s.start_redis()
+        s.start_api()
+        s.start_worker(worker, wait=False)
+        s.wait_worker(worker, timeout=400)  # TensorFlow imports slowly on a busy machine
+        yield s
 
 
 def start_chunked_upload(sock: socket.socket) -> None:

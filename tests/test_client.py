@@ -15,7 +15,7 @@ from PIL import Image
 
 from esrgan.client import (AsyncClient, Client, Conflict, InvalidRequest, JobFailed, NotFound, Unauthorized,
                            Unavailable, UnsupportedImage)
-from tests.service_harness import REPO, ServiceStack, png_bytes
+from tests.service_harness import REPO, ServiceStack, full_stack, png_bytes
 from tests.test_service_cli import clean_env
 
 # Archives of at most 4 results and 300 kB: room for three small results, not for two 256x256 noise PNGs.
@@ -24,11 +24,7 @@ ARCHIVE_LIMITS = dict(max_archive_jobs=4, max_archive_bytes=300_000)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, models_dir):
-    with ServiceStack(tmp_path_factory.mktemp("client"), models_dir, **ARCHIVE_LIMITS) as s:
-        s.start_redis()
-        s.start_api()
-        s.start_worker("c1", wait=False)
-        s.wait_worker("c1", timeout=400)  # TensorFlow imports slowly on a busy machine
+    with full_stack(tmp_path_factory.mktemp("client"), models_dir, "c1", **ARCHIVE_LIMITS) as s:
         yield s
 
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.service_harness import ServiceStack, png_bytes, wait_until
+from tests.service_harness import ServiceStack, full_stack, png_bytes, wait_until
 
 SECRET = "webhook-test-secret"
 
@@ -50,13 +50,8 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, models_dir):
-    with ServiceStack(tmp_path_factory.mktemp("hooks"), models_dir, webhook_secret=SECRET,
-                      webhook_allow_private="true", webhook_backoff=0.5, webhook_attempts=3,
-                      webhook_timeout=2) as s:
-        s.start_redis()
-        s.start_api()
-        s.start_worker("h1", wait=False)
-        s.wait_worker("h1", timeout=400)  # TensorFlow imports slowly on a busy machine
+    with full_stack(tmp_path_factory.mktemp("hooks"), models_dir, "h1", webhook_secret=SECRET,
+                    webhook_allow_private="true", webhook_backoff=0.5, webhook_attempts=3, webhook_timeout=2) as s:
         yield s
 
 

@@ -198,6 +198,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     finally:
         stop.restore()
         writer.flush()
+        # Drop the input pipeline now: its threads run Python (the real-world degradation), and left to
+        # interpreter shutdown after an interrupt they kept the process from exiting.
+        batches = ds = None  # noqa: F841
     bar.close()
     if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[1]) != int(step.numpy()):
         manager.save(checkpoint_number=int(step.numpy()))
