@@ -1,6 +1,7 @@
 """Real-world quality table: bicubic, the PSNR models and the real-world models (strength 0, default, 1)
 on the deterministic real-world validation sets (Set5/Set14 HR degraded by ``training.degrade`` with
-fixed seeds, as ``esrgan prepare --degradation realworld --seed 0`` writes them), and the real-world
+fixed seeds, as ``esrgan prepare --degradation realworld --seed 0`` writes them; "once": one round,
+``--degradation realworld-once``), and the real-world
 models on the clean (bicubic) sets. PSNR-Y / SSIM with border = scale, and the texture ratio (mean
 |Laplacian| of the output over the original's; bicubic blur reads far below 1).
 
@@ -18,8 +19,8 @@ from training.evaluate import engine_upscale, evaluate
 from training.prepare import prepare
 
 
-def real_set(hr_dir: Path, scale: int, out: Path) -> Path:
-    prepare(PrepareConfig(src=str(hr_dir), out=str(out), scale=scale, degradation="realworld", seed=0), progress=False)
+def real_set(hr_dir: Path, scale: int, out: Path, degradation: str = "realworld") -> Path:
+    prepare(PrepareConfig(src=str(hr_dir), out=str(out), scale=scale, degradation=degradation, seed=0), progress=False)
     return out
 
 
@@ -40,9 +41,11 @@ def main() -> None:
             runs += [(f"esrgan-real-x{scale} s={s:g}", real_folder, s) for s in sorted({0.0, default, 1.0} - {None})]
             for name in args.sets.split(","):
                 clean = args.datasets / name / f"x{scale}"
-                sets = {"real": real_set(clean / "HR", scale, Path(tmp) / f"{name}x{scale}"), "clean": clean}
+                sets = {"real": real_set(clean / "HR", scale, Path(tmp) / f"{name}x{scale}"),
+                        "once": real_set(clean / "HR", scale, Path(tmp) / f"once{name}x{scale}", "realworld-once"),
+                        "clean": clean}
                 for kind, folder in sets.items():
-                    for label, model, strength in runs if kind == "real" else runs[1:]:
+                    for label, model, strength in runs if kind != "clean" else runs[1:]:
                         mean = evaluate(engine_upscale(model, strength), folder, scale)["mean"]
                         if label == runs[0][0] or (kind == "clean" and label == runs[1][0]):
                             rows.append({"scale": scale, "set": f"{kind}-{name}", "model": "bicubic",
