@@ -61,7 +61,8 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w, cpu_seconds() - c
 
 
-def bf16_beats_fp32(run_torch, images) -> bool:
+def bf16_beats_fp32(run_torch, images, threads: int) -> bool:
+    torch.set_num_threads(threads)
     probe = [images[0][:64, :64]]
     run_torch(None, probe), run_torch(torch.bfloat16, probe)  # warm-up
     f32, bf16 = timed(lambda: run_torch(None, probe))[0], timed(lambda: run_torch(torch.bfloat16, probe))[0]
@@ -115,15 +116,13 @@ def main() -> None:
         def run_esrgan() -> None:
             subprocess.run(cmd, env=env, check=True, capture_output=True)
 
-        candidates = {}
-        for n in [int(t) for t in args.threads.split(",")]:
-            candidates[f"PyTorch fp32, {n} thread(s)"] = (n, None)
-        torch.set_num_threads(min(candidates.values())[0])
+        threads = [int(t) for t in args.threads.split(",")]
+        candidates = {f"PyTorch fp32, {n} thread(s)": (n, None) for n in threads}
         # Without native bf16, autocast emulates it (minutes for a 64x64 probe of this net): only time it
         # where the CPU has the instructions, or when asked to.
-        if args.bf16 == "always" or (args.bf16 == "auto" and bf16_cpu and bf16_beats_fp32(run_torch, images)):
-            for n in [int(t) for t in args.threads.split(",")]:
-                candidates[f"PyTorch bf16 autocast, {n} thread(s)"] = (n, torch.bfloat16)
+        probe = args.bf16 == "auto" and bf16_cpu and bf16_beats_fp32(run_torch, images, min(threads))
+        if args.bf16 == "always" or probe:
+            candidates.update({f"PyTorch bf16 autocast, {n} thread(s)": (n, torch.bfloat16) for n in threads})
         else:
             print("bf16 autocast left out: " + ("no native bf16 on this CPU (emulated: far slower)" if not bf16_cpu
                                                 else "slower than fp32 on a 64x64 probe"))
