@@ -182,6 +182,14 @@ def interpolate(gan: dict[str, np.ndarray], psnr: dict[str, np.ndarray], strengt
     return {k: strength * gan[k] + (1.0 - strength) * psnr[k] for k in gan}
 
 
+def load_weights(folder: Path | str, manifest: Manifest, strength: float | None = None) -> dict[str, np.ndarray]:
+    """The artifact's weights, interpolated towards its PSNR end by ``strength`` where it has one."""
+    weights = read_weights(folder, manifest.weights)
+    if strength is not None and manifest.interpolation is not None:
+        weights = interpolate(weights, read_weights(folder, manifest.interpolation.psnr), float(strength))
+    return weights
+
+
 def load_keras_model(folder: Path | str, manifest: Manifest | None = None, strength: float | None = None,
                      precision: str = "float32", inference: bool = False) -> "keras.Model":
     """Build the manifest's architecture and load its (optionally interpolated) weights; ``inference``: the
@@ -192,9 +200,7 @@ def load_keras_model(folder: Path | str, manifest: Manifest | None = None, stren
         raise InvalidOption(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     manifest = manifest or read_manifest(folder)
-    weights = read_weights(folder, manifest.weights)
-    if strength is not None and manifest.interpolation is not None:
-        weights = interpolate(weights, read_weights(folder, manifest.interpolation.psnr), float(strength))
+    weights = load_weights(folder, manifest, strength)
     try:
         model = build_generator(manifest.arch, manifest.params, precision, inference=inference)
     except (TypeError, ValueError) as exc:

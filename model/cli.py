@@ -175,7 +175,7 @@ def cmd_upscale(args) -> int:
         return upscale_remote(args, jobs, failures)
     _without_pyplot()
     try:
-        from .engine import load_upscaler, precision_line  # imports TensorFlow
+        from .engine import load_upscaler, precision_line  # imports OpenVINO or TensorFlow
     except ModuleNotFoundError as exc:
         if exc.name not in ("tensorflow", "keras", "cv2", "scipy"):
             raise
@@ -183,8 +183,8 @@ def cmd_upscale(args) -> int:
                            "(or use a service: --server URL / ESRGAN_SERVER)") from None
 
     upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
-    print(f"esrgan: {upscaler.name} (x{upscaler.scale}), precision {precision_line(settings.precision)}",
-          file=sys.stderr)
+    print(f"esrgan: {upscaler.name} (x{upscaler.scale}), precision "
+          f"{precision_line(settings.precision, upscaler.backend)}, runtime {upscaler.backend}", file=sys.stderr)
     start, written = time.perf_counter(), {}
     single = len(jobs) == 1
     with tqdm(total=len(jobs), unit="tile" if single else "image", desc=upscaler.name, disable=None) as bar:

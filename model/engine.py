@@ -13,13 +13,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
-from .artifacts import Manifest, load_keras_model, read_manifest
+from .artifacts import Manifest, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
-from .hardware import describe, resolve_precision
 from .options import JobOptions, output_size, resolve_model
-from .settings import PRECISION_SETTINGS, Settings, get_settings
+from .runners import Runner, TensorFlowRunner, load_runner, precision_line, runner_precision
+from .settings import Settings, get_settings
 
 log = logging.getLogger("esrgan.engine")
 
@@ -30,12 +29,16 @@ MIN_TILE = 32
 
 
 class Upscaler:
-    def __init__(self, model, manifest: Manifest, *, tile: int | None = None, tile_pad: int = 16,
+    def __init__(self, runner: Runner, manifest: Manifest, *, tile: int | None = None, tile_pad: int = 16,
                  edge_pad: int = 4, tile_memory_mb: int = 1536):
-        self.model = model
+        """``runner``: a model.runners runner, or a Keras model (run with TensorFlow)."""
+        if hasattr(runner, "layers"):
+            runner = TensorFlowRunner(runner, manifest.value_range)
+        self.runner = runner
+        self.model = getattr(runner, "model", None)  # the Keras model, on the tensorflow backend
         self.manifest = manifest
-        # What the convolutions compute in (the build's dtype policy): reported with every result
-        self.precision = next((layer.compute_dtype for layer in model.layers if layer.weights), "float32")
+        self.backend = runner.backend
+        self.precision = runner.precision  # reported with every result
         self.name = manifest.name
         self.scale = manifest.scale
         self.tile = tile
@@ -44,26 +47,16 @@ class Upscaler:
         self.tile_pad = _round_up(tile_pad, self.multiple)
         self.edge_pad = _round_up(edge_pad, self.multiple)
         self.tile_memory_mb = tile_memory_mb
-        lo, hi = manifest.value_range
-
-        # The first shape gets a static-shape trace (grappler and oneDNN plan it ~2x faster than a dynamic one:
-        # the start-up of a one-size batch); a second shape makes TF generalise to one dynamic trace for
-        # all later sizes (a service's inputs vary), never a trace per size.
-        @tf.function(reduce_retracing=True)
-        def forward(x):
-            y = model(x * (hi - lo) + lo, training=False)
-            return tf.clip_by_value((tf.cast(y, tf.float32) - lo) / (hi - lo), 0.0, 1.0)
-
-        self._forward = forward
+        self._forward = runner  # NHWC float32 [0, 1] -> NHWC float32 [0, 1]
 
     @classmethod
     def from_artifact(cls, folder: Path | str, *, strength: float | None = None, precision: str = "auto",
-                      **kwargs) -> "Upscaler":
-        """``precision``: one of PRECISION_SETTINGS; ``auto`` = the fastest this machine has (model.hardware)."""
+                      backend: str = "auto", **kwargs) -> "Upscaler":
+        """``precision``: one of PRECISION_SETTINGS; ``auto`` = the fastest this machine has (model.hardware).
+        ``backend``: one of BACKEND_SETTINGS (model.runners)."""
         manifest = read_manifest(folder)
-        precision = engine_precision(precision)
-        model = load_keras_model(folder, manifest, strength=strength, precision=precision, inference=True)
-        return cls(model, manifest, **kwargs)
+        runner = load_runner(folder, manifest, strength=strength, precision=precision, backend=backend)
+        return cls(runner, manifest, **kwargs)
 
     # --- sizes ------------------------------------------------------------------------------------
 
@@ -204,8 +197,8 @@ class Upscaler:
         mirror = ((max(-py0, 0), max(py1 - H, 0)), (max(-px0, 0), max(px1 - W, 0)), (0, 0))
         lr = np.pad(lr, mirror, mode="symmetric")  # numpy repeats the reflection for pads wider than the image
         try:
-            sr = self._forward(tf.constant(lr[None])).numpy()[0]
-        except tf.errors.ResourceExhaustedError:
+            sr = self._forward(lr[None])[0]
+        except self.runner.oom_errors:
             if min(y1 - y0, x1 - x0) < 2 * MIN_TILE:
                 raise ESRGANError("out of memory even on the smallest tile") from None
             ym, xm = _round_up((y0 + y1) // 2, self.multiple), _round_up((x0 + x1) // 2, self.multiple)
@@ -215,16 +208,9 @@ class Upscaler:
         store(y0, y1, x0, x1, sr[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s])
 
 
-def engine_precision(setting: str) -> str:
-    """The concrete precision of a setting, with TensorFlow's own view of the GPUs (it may lack CUDA)."""
-    if setting not in PRECISION_SETTINGS:
-        raise InvalidOption(f"precision must be one of {', '.join(PRECISION_SETTINGS)}, got {setting!r}")
-    return resolve_precision(setting, gpu=bool(tf.config.list_physical_devices("GPU")))
-
-
-def precision_line(setting: str) -> str:
-    """``float32 (auto: AMD EPYC, no AMX/AVX512-BF16)``: what runs and why, for logs and listings."""
-    return describe(setting, gpu=bool(tf.config.list_physical_devices("GPU")))
+def engine_precision(setting: str, backend: str = "tensorflow") -> str:
+    """The concrete precision of a setting on ``backend`` here."""
+    return runner_precision(setting, backend)
 
 
 def _peak(dtype) -> float:
@@ -261,13 +247,14 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
     elif manifest.interpolation is not None:
         strength = manifest.interpolation.default_strength
     key = (str(folder.resolve()), manifest.weights.sha256, None if strength is None else round(strength, 2),
-           settings.tile, settings.tile_pad, settings.edge_pad, settings.tile_memory_mb, settings.precision)
+           settings.tile, settings.tile_pad, settings.edge_pad, settings.tile_memory_mb, settings.precision,
+           settings.backend)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = Upscaler.from_artifact(folder, strength=key[2], precision=settings.precision,
-                                                 tile=settings.tile, tile_pad=settings.tile_pad,
-                                                 edge_pad=settings.edge_pad,
-                                                 tile_memory_mb=settings.tile_memory_mb)
-            log.info("loaded %s (x%d), precision %s", manifest.name, manifest.scale,
-                     precision_line(settings.precision))
+            up = _cache[key] = Upscaler.from_artifact(
+                folder, strength=key[2], precision=settings.precision, backend=settings.backend,
+                tile=settings.tile, tile_pad=settings.tile_pad, edge_pad=settings.edge_pad,
+                tile_memory_mb=settings.tile_memory_mb)
+            log.info("loaded %s (x%d) on %s, precision %s", manifest.name, manifest.scale, up.backend,
+                     precision_line(settings.precision, up.backend))
         return _cache[key]

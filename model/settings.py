@@ -20,6 +20,9 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 # The engine's setting: a precision, or "auto" = the fastest this machine has (model.hardware decides)
 PrecisionSetting = Literal["auto", "float32", "bfloat16", "float16"]
 PRECISION_SETTINGS: tuple[str, ...] = get_args(PrecisionSetting)
+# Where the network runs (model.runners): auto = OpenVINO on CPUs where installed, else TensorFlow
+BackendSetting = Literal["auto", "openvino", "tensorflow"]
+BACKEND_SETTINGS: tuple[str, ...] = get_args(BackendSetting)
 
 
 class Settings(BaseSettings):
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     precision: PrecisionSetting = Field(
         "auto", description="Compute type: auto = bfloat16 on CPUs with AMX/AVX512-BF16 (~2x, -0.02 dB), "
         "float16 on GPUs, else float32")
+
+    backend: BackendSetting = Field(
+        "auto", description="Runtime: auto = OpenVINO on CPUs (where installed; ~1.3x TensorFlow, no "
+        "first-call trace), TensorFlow on GPUs and for architectures without an OpenVINO graph")
 
     # Image limits (checked from the header, before any full decode)
     max_input_pixels: int = Field(16_000_000, ge=1, description="Largest accepted input, width*height")

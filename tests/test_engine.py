@@ -48,10 +48,10 @@ def test_pixel_unshuffle_x2_odd_sizes_tiled(tmp_path, photo):
 
 def test_no_trace_per_size(models_dir):
     """One static trace for the first size, then one dynamic trace that serves every later size."""
-    up = Upscaler.from_artifact(models_dir / "tiny-x4")
+    up = Upscaler.from_artifact(models_dir / "tiny-x4", backend="tensorflow")
     for h, w in [(10, 12), (10, 12), (17, 9), (33, 40), (21, 22)]:
         up.upscale(np.zeros((h, w, 3), np.uint8), tile=0)
-    traces = up._forward._list_all_concrete_functions_for_serialization()
+    traces = up.runner.function._list_all_concrete_functions_for_serialization()
     assert len(traces) == 2
     assert any(t.inputs[0].shape.as_list() == [1, None, None, 3] for t in traces)
 
@@ -116,16 +116,19 @@ def test_cancel_between_tiles(x4, photo):
         x4.upscale(photo, tile=32, cancel=lambda: True)
 
 
-def test_out_of_memory_on_a_tile_retries_smaller(x4, photo):
+@pytest.mark.parametrize("backend", ["tensorflow", "openvino"])
+def test_out_of_memory_on_a_tile_retries_smaller(models_dir, photo, backend):
     # Fault injection: the device refuses any tile input over 100x100 pixels (a tile and its mirrored
-    # context), as a GPU out of memory would.
+    # context), as a GPU out of memory would, with the error its runtime raises.
+    x4 = Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, backend=backend)
     real = x4._forward
     shapes = []
 
     def forward(x):
         shapes.append(tuple(x.shape[1:3]))
         if x.shape[1] * x.shape[2] > 100 * 100:
-            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+            raise (tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+                   if backend == "tensorflow" else MemoryError("std::bad_alloc"))
         return real(x)
 
     try:
@@ -188,8 +191,8 @@ def test_self_ensemble_averages_the_eight_transforms(x4, photo):
 def test_bfloat16_precision_computes_in_bf16_and_stays_close(models_dir, photo):
     import keras
 
-    f32 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="float32")
-    bf16 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="bfloat16")
+    f32 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="float32", backend="tensorflow")
+    bf16 = Upscaler.from_artifact(models_dir / "tiny-x4", precision="bfloat16", backend="tensorflow")
     assert (f32.precision, bf16.precision) == ("float32", "bfloat16")
     assert bf16.model.get_layer("conv_first").kernel.dtype == "bfloat16"  # cast once at load, not per call
     assert bf16.model.get_layer("conv_first").compute_dtype == "bfloat16"

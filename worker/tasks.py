@@ -66,7 +66,7 @@ def _after_fork(**_):
     from model.engine import precision_line
 
     log.warning("job process %d ready (preloaded: %s; precision %s)", os.getpid(), ", ".join(loaded) or "none",
-                precision_line(settings.precision))
+                precision_line(settings.precision, settings.backend))
 
 
 class JobTask(Task):

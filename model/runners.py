@@ -1,0 +1,138 @@
+"""Where the network runs. One contract for the engine: NHWC float32 in [0, 1] in, the same out.
+
+- ``openvino`` (the default on CPUs): the graph is built from the artifact's weights
+  (``model.openvino_graph``) and planned for this CPU; no TensorFlow import, no first-call trace.
+- ``tensorflow``: the Keras model (GPUs, architectures OpenVINO has no graph for, and parity with training).
+
+``auto`` picks OpenVINO where it is installed, the architecture has a graph and no NVIDIA GPU is present.
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .artifacts import Manifest, load_keras_model, load_weights
+from .errors import InvalidOption
+from .hardware import describe, has_nvidia_gpu, resolve_precision
+from .settings import BACKEND_SETTINGS, PRECISION_SETTINGS
+
+OPENVINO_ARCHS = ("rrdbnet", "srvgg")  # model.openvino_graph.GRAPHS, named here to avoid importing it
+_OV_PRECISION = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+
+
+class Runner(Protocol):
+    backend: str
+    precision: str  # what the convolutions compute in, as the runtime reports it
+    oom_errors: tuple[type[BaseException], ...]  # a tile too large for the device: the engine splits it
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def resolve_backend(setting: str, arch: str) -> str:
+    if setting not in BACKEND_SETTINGS:
+        raise InvalidOption(f"backend must be one of {', '.join(BACKEND_SETTINGS)}, got {setting!r}")
+    has_ov = importlib.util.find_spec("openvino") is not None
+    if setting == "openvino":
+        if not has_ov:
+            raise InvalidOption("backend openvino: the openvino package is not installed (pip install openvino)")
+        if arch not in OPENVINO_ARCHS:
+            raise InvalidOption(f"backend openvino has no graph for architecture {arch!r}; "
+                                f"it runs {', '.join(OPENVINO_ARCHS)} (use backend tensorflow)")
+        return "openvino"
+    if setting == "auto" and has_ov and arch in OPENVINO_ARCHS and not has_nvidia_gpu():
+        return "openvino"
+    return "tensorflow"
+
+
+def _tf_gpu() -> bool:
+    import tensorflow as tf  # TensorFlow's own view: an NVIDIA GPU without CUDA libraries is no GPU to it
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _gpu(backend: str) -> bool:
+    """Whether ``backend`` (a setting) runs on a GPU here; OpenVINO runs on the CPU."""
+    if backend == "openvino":
+        return False
+    return (backend == "tensorflow" or has_nvidia_gpu()) and _tf_gpu()
+
+
+def runner_precision(setting: str, backend: str) -> str:
+    """The concrete precision a setting means for ``backend`` here."""
+    if setting not in PRECISION_SETTINGS:
+        raise InvalidOption(f"precision must be one of {', '.join(PRECISION_SETTINGS)}, got {setting!r}")
+    return resolve_precision(setting, gpu=_gpu(backend))
+
+
+def precision_line(setting: str, backend: str = "auto") -> str:
+    """``float32 (auto: AMD EPYC, no AMX/AVX512-BF16)``: what runs and why, for logs and listings."""
+    return describe(setting, gpu=_gpu(backend))
+
+
+class TensorFlowRunner:
+    backend = "tensorflow"
+
+    def __init__(self, model, value_range=(0.0, 1.0)):
+        import tensorflow as tf
+
+        self.model = model
+        self.precision = next((layer.compute_dtype for layer in model.layers if layer.weights), "float32")
+        self.oom_errors = (tf.errors.ResourceExhaustedError,)
+        lo, hi = value_range
+
+        # The first shape gets a static-shape trace (grappler and oneDNN plan it ~2x faster than a dynamic one:
+        # the start-up of a one-size batch); a second shape makes TF generalise to one dynamic trace for
+        # all later sizes (a service's inputs vary), never a trace per size.
+        @tf.function(reduce_retracing=True)
+        def forward(x):
+            y = model(x * (hi - lo) + lo, training=False)
+            return tf.clip_by_value((tf.cast(y, tf.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+        self.function = forward
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return self.function(tf.constant(x)).numpy()
+
+
+class OpenVINORunner:
+    backend = "openvino"
+    oom_errors = (MemoryError,)
+    _core = None
+
+    def __init__(self, manifest: Manifest, weights: dict[str, np.ndarray], precision: str = "float32"):
+        import openvino as ov
+
+        from .openvino_graph import build_model
+
+        if OpenVINORunner._core is None:
+            OpenVINORunner._core = ov.Core()
+        graph = build_model(manifest.arch, manifest.params, weights, manifest.value_range)
+        self.compiled = self._core.compile_model(graph, "CPU", {
+            "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"})
+        # What the plugin chose: a CPU without bfloat16 runs float32 whatever was asked
+        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = {ov.Type.f32: "float32", ov.Type.bf16: "bfloat16", ov.Type.f16: "float16"}.get(ran, str(ran))
+        self._local = threading.local()  # an infer request serves one call at a time: one per thread
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request.infer([np.ascontiguousarray(x, dtype=np.float32)])[0].copy()
+
+
+def load_runner(folder: Path | str, manifest: Manifest, *, strength: float | None = None,
+                precision: str = "auto", backend: str = "auto") -> Runner:
+    """The artifact's (optionally interpolated) network, ready to run on ``backend`` in ``precision``."""
+    backend = resolve_backend(backend, manifest.arch)
+    precision = runner_precision(precision, backend)
+    if backend == "openvino":
+        return OpenVINORunner(manifest, load_weights(folder, manifest, strength), precision)
+    model = load_keras_model(folder, manifest, strength=strength, precision=precision, inference=True)
+    return TensorFlowRunner(model, manifest.value_range)
