@@ -37,26 +37,38 @@ SMALL_X4 = dict(num_block=2, num_feat=16, num_grow_ch=8, scale=4)  # memory runs
 PLOT = ROOT / "docs" / "bench_engine.png"
 
 
-def random_upscaler(name: str, params: dict, precision: str = "auto"):
+def random_upscaler(name: str, params: dict, precision: str = "auto", backend: str = "auto"):
     import keras
 
     from model.archs import build_generator
-    from model.artifacts import Manifest, WeightsFile
-    from model.engine import Upscaler, engine_precision
+    from model.artifacts import Manifest, WeightsFile, model_weights
+    from model.engine import Upscaler
+    from model.runners import OpenVINORunner, resolve_backend, runner_precision
 
     keras.utils.set_random_seed(0)
     manifest = Manifest(name=name, arch="rrdbnet", params=params, scale=params["scale"],
                         weights=WeightsFile(file="random", sha256="-", bytes=0))
-    return Upscaler(build_generator("rrdbnet", params, engine_precision(precision), inference=True), manifest)
+    backend = resolve_backend(backend, "rrdbnet")
+    precision = runner_precision(precision, backend)
+    model = build_generator("rrdbnet", params, precision, inference=True)
+    if backend == "openvino":
+        up = Upscaler(OpenVINORunner(manifest, model_weights(model), precision), manifest)
+        up.keras = model  # for counting FLOPs
+        return up
+    return Upscaler(model, manifest)
 
 
-def shipped_upscalers(precision: str = "auto") -> list:
-    from model.artifacts import list_models
+def shipped_upscalers(precision: str = "auto", backend: str = "auto") -> list:
+    from model.artifacts import list_models, load_keras_model
     from model.engine import Upscaler
     from model.settings import SHIPPED_MODELS_DIR
 
-    return [Upscaler.from_artifact(SHIPPED_MODELS_DIR / m.name, precision=precision)
-            for m in list_models(SHIPPED_MODELS_DIR) if m.default]
+    ups = []
+    for m in list_models(SHIPPED_MODELS_DIR):
+        if m.default:
+            ups.append(Upscaler.from_artifact(SHIPPED_MODELS_DIR / m.name, precision=precision, backend=backend))
+            ups[-1].keras = load_keras_model(SHIPPED_MODELS_DIR / m.name)  # for counting FLOPs
+    return ups
 
 
 def conv_flops_per_pixel(model) -> float:
@@ -91,13 +103,18 @@ def throughput(upscaler, size: int, repeats: int) -> dict:
     import tensorflow as tf
 
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    tensor = tf.constant(image[None].astype(np.float32) / 255)
-    raw = tf.function(lambda x: upscaler.model(x, training=False))
+    batch = image[None].astype(np.float32) / 255
+    if upscaler.backend == "openvino":  # the compiled graph itself on the float tensor
+        raw, keras_model = (lambda: upscaler.runner(batch)), upscaler.keras
+    else:
+        tensor, keras_model = tf.constant(batch), upscaler.model
+        forward = tf.function(lambda x: keras_model(x, training=False))
+        raw = lambda: forward(tensor).numpy()  # noqa: E731
     out_mp = (size * upscaler.scale) ** 2 / 1e6
-    flops = conv_flops_per_pixel(upscaler.model) * size * size
-    row = {"model": upscaler.name, "precision": upscaler.precision, "input": f"{size}x{size}", "gflop": flops / 1e9,
-           "auto_tile": upscaler.auto_tile()}
-    times = best_times({"raw": lambda: raw(tensor).numpy(),
+    flops = conv_flops_per_pixel(keras_model) * size * size
+    row = {"model": upscaler.name, "runtime": upscaler.backend, "precision": upscaler.precision,
+           "input": f"{size}x{size}", "gflop": flops / 1e9, "auto_tile": upscaler.auto_tile()}
+    times = best_times({"raw": raw,
                         "engine": lambda: upscaler.upscale(image, tile=0),
                         "engine_auto": lambda: upscaler.upscale(image)}, repeats)
     for label, seconds in times.items():
@@ -175,14 +192,14 @@ def markdown(speed: list[dict], mem: list[dict], where: str, args) -> str:
     lines = ["## Inference engine", "",
              f"`{' '.join(['python bench/bench_engine.py', *sys.argv[1:]])}` on {where}; "
              f"best of {args.repeats} interleaved rounds after a warm-up. Output megapixels per second and conv "
-             "GFLOP/s (2 x multiply-adds of every Conv2D at its resolution). *raw* = tf.function of the Keras model on "
-             "the same float tensor; *engine* = `Upscaler.upscale` on the uint8 image with `tile=0` (one "
+             "GFLOP/s (2 x multiply-adds of every Conv2D at its resolution). *raw* = the bare network on the same "
+             "float tensor (OpenVINO: the compiled graph; TensorFlow: a tf.function of the Keras model); *engine* = `Upscaler.upscale` on the uint8 image with `tile=0` (one "
              "pass), *engine auto* = with its automatic tile.", "",
-             "| model | precision | input | GFLOP | raw MP/s | raw GFLOP/s | engine MP/s | engine GFLOP/s | engine vs raw "
+             "| model | runtime | precision | input | GFLOP | raw MP/s | raw GFLOP/s | engine MP/s | engine GFLOP/s | engine vs raw "
              "| engine auto MP/s (tile) | engine auto vs raw |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in speed:
-        lines.append(f"| {r['model']} | {r['precision']} | {r['input']} | {r['gflop']:.1f} | {r['raw']['mp_s']:.3f} | "
+        lines.append(f"| {r['model']} | {r['runtime']} | {r['precision']} | {r['input']} | {r['gflop']:.1f} | {r['raw']['mp_s']:.3f} | "
                      f"{r['raw']['gflop_s']:.1f} | {r['engine']['mp_s']:.3f} | {r['engine']['gflop_s']:.1f} | "
                      f"{r['overhead_pct']:+.1f}% | {r['engine_auto']['mp_s']:.3f} ({r['auto_tile']}) | "
                      f"{r['auto_overhead_pct']:+.1f}% |")
@@ -256,6 +273,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precisions", default="auto",
                         help="comma-separated precision settings to measure (default auto: what this CPU runs)")
+    parser.add_argument("--backends", default="openvino,tensorflow",
+                        help="comma-separated runtimes to measure (model.runners; default both)")
     parser.add_argument("--mem-sides", type=int, nargs="*", default=[500, 2000])
     parser.add_argument("--mem-tiles", type=int, nargs="*", default=[128, 256])
     parser.add_argument("--skip-esrgan", action="store_true", help="skip the 23-block RRDBNet")
@@ -270,9 +289,11 @@ def main() -> None:
 
     load_start = os.getloadavg()[0]
     upscalers = []
-    for precision in dict.fromkeys(args.precisions.split(",")):
-        upscalers += (([] if args.skip_esrgan else [random_upscaler("rrdbnet-23b-x4", ESRGAN_X4, precision)])
-                      + shipped_upscalers(precision))
+    for backend in dict.fromkeys(args.backends.split(",")):
+        for precision in dict.fromkeys(args.precisions.split(",")):
+            upscalers += (([] if args.skip_esrgan else [random_upscaler("rrdbnet-23b-x4", ESRGAN_X4, precision,
+                                                                        backend)])
+                          + shipped_upscalers(precision, backend))
     speed = []
     for up in upscalers:
         speed.append(throughput(up, args.size, args.repeats))

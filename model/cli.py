@@ -223,9 +223,12 @@ def _metrics_text(metrics: dict) -> str:
     return ", ".join(parts) or "-"
 
 
-def _row(m: Manifest, precision: str) -> dict:
+def _row(m: Manifest, precision: str, backend: str) -> dict:
+    from .runners import resolve_backend
+
     return {"name": m.name, "scale": m.scale, "arch": m.arch, "params": m.num_params, "default": m.default,
-            "metrics": m.metrics, "description": m.description, "architecture": m.params, "precision": precision}
+            "metrics": m.metrics, "description": m.description, "architecture": m.params, "precision": precision,
+            "runtime": resolve_backend(backend, m.arch)}
 
 
 def cmd_models(args) -> int:
@@ -233,7 +236,7 @@ def cmd_models(args) -> int:
     models = list_models(settings.models_dir)
     precision = resolve_precision(settings.precision)  # what `esrgan upscale` runs them in here
     if args.json:
-        print(json.dumps([_row(m, precision) for m in models], indent=2))
+        print(json.dumps([_row(m, precision, settings.backend) for m in models], indent=2))
         return 0
     if not models:
         print(f"no models in {settings.models_dir}", file=sys.stderr)
@@ -245,5 +248,6 @@ def cmd_models(args) -> int:
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
     print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folder {settings.models_dir})")
-    print(f"precision: {describe(settings.precision)}")
+    print(f"precision: {describe(settings.precision)}; runtime (ESRGAN_BACKEND {settings.backend}): "
+          + ", ".join(sorted({f"{_row(m, precision, settings.backend)['runtime']} for {m.arch}" for m in models})))
     return 0

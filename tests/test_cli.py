@@ -111,6 +111,7 @@ def test_models_lists_name_scale_arch_params_metrics(tmp_path, models_dir):
     assert [r["params"] for r in rows] == [read_manifest(models_dir / r["name"]).num_params for r in rows]
     assert rows[0]["architecture"]["num_block"] == 2
     assert {r["precision"] for r in rows} == {resolve_precision("auto")}  # the default setting, resolved here
+    assert {r["runtime"] for r in rows} == {"openvino"}  # the default on a CPU
     table = esrgan("models", "--models-dir", models_dir).stdout
     assert f"precision: {resolve_precision('auto')} (auto: " in table
     assert "precision: bfloat16 (set)" in esrgan("models", "--models-dir", models_dir, env={

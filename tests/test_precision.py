@@ -77,5 +77,8 @@ def test_shipped_models_keep_their_psnr_at_what_auto_picks(name):
     assert f32 > 20  # a working model, not noise
     for precision in sorted({auto_precision(SAPPHIRE_RAPIDS, gpu=False), resolve_precision("auto")}):
         candidate = Upscaler.from_artifact(folder, precision=precision, tile=0)
-        assert candidate.precision == precision
+        if candidate.precision != precision:  # OpenVINO runs float32 on a CPU without bf16 instructions:
+            assert candidate.precision == "float32" and candidate.backend == "openvino"
+            candidate = Upscaler.from_artifact(folder, precision=precision, tile=0, backend="tensorflow")
+        assert candidate.precision == precision  # (TensorFlow emulates it: the rounding is the same)
         assert abs(mean_psnr(candidate) - f32) < 0.05, precision
