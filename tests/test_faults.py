@@ -31,7 +31,7 @@ def stack(tmp_path_factory, models_dir):
 
 
 def slow_job(stack, seed: int) -> dict:
-    return stack.submit(png_bytes(256, 256, seed=seed), tile=32)  # 64 tiles: a few seconds
+    return stack.submit(png_bytes(448, 448, seed=seed), tile=32)  # 196 tiles: ~2 s on OpenVINO, more on TF
 
 
 def wait_running(stack, job_id: str, tiles: int = 2) -> None:

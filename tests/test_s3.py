@@ -128,7 +128,7 @@ def test_s3_stopped_mid_run_and_restarted(stack, s3):
     after S3 is back nothing stored before is lost and new jobs succeed."""
     before = stack.wait_for(stack.submit(png_bytes(20, 20, seed=20))["id"])
     before_bytes = stack.http.get(before["output"]["url"]).content
-    running = stack.submit(png_bytes(320, 320, seed=21), scale=2, tile=32)  # 100 tiles
+    running = stack.submit(png_bytes(560, 560, seed=21), scale=2, tile=32)  # 306 tiles: a few seconds
     wait_until(lambda: int(stack.record(running["id"]).get("done") or 0) >= 2, 120, "the job did not start")
     s3.stop()
     try:

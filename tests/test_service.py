@@ -141,7 +141,7 @@ def test_progress_moves(stack, client):
 
 
 def test_cancel_queued_and_running_jobs(stack, client):
-    running = stack.submit(png_bytes(256, 256, seed=4), tile=32)
+    running = stack.submit(png_bytes(360, 360, seed=4), tile=32)  # 144 tiles: ~2 s on OpenVINO
     queued = stack.submit(png_bytes(32, 32, seed=5))
     stack.wait_for(running["id"], ("running",))
 
@@ -205,7 +205,8 @@ def test_job_over_its_time_limit_is_stopped_and_reported(stack):
     gradient = Image.linear_gradient("L").resize((1000, 1000)).convert("RGB")  # compresses well: under the upload limit
     buf = io.BytesIO()
     gradient.save(buf, "PNG")
-    job = stack.submit(buf.getvalue(), model="tiny-x2", outscale=1, tile=32)  # ~1000 tiles: far over 12 s
+    # ~1000 tiles, 8 times over (self-ensemble): far over 12 s even on OpenVINO (~1000 plain tiles took ~10 s)
+    job = stack.submit(buf.getvalue(), model="tiny-x2", outscale=1, tile=32, ensemble="true")
     done = stack.wait_for(job["id"], timeout=60)
     assert done["status"] == "failed" and done["error"]["code"] == "time_limit", done
     assert "time limit" in done["error"]["message"]
@@ -414,7 +415,7 @@ def test_redis_down_answers_503_quickly(stack):
 def test_job_that_kills_its_process_every_time_is_failed_after_the_attempt_limit(stack):
     """Each delivery's job process is SIGKILLed mid-job (as a poison input would do it); the worker
     redelivers it until the attempt limit, then the job fails with a clear error and the queue moves on."""
-    job = stack.submit(png_bytes(256, 256, seed=9), tile=32)
+    job = stack.submit(png_bytes(360, 360, seed=9), tile=32)  # 144 tiles: ~2 s on OpenVINO
     for attempt in range(1, TIMING["job_max_attempts"] + 1):
         def running_attempt():
             record = stack.record(job["id"])
@@ -432,7 +433,7 @@ def test_job_that_kills_its_process_every_time_is_failed_after_the_attempt_limit
 def test_worker_killed_mid_job_finishes_on_another_worker(stack):
     """Runs last: it leaves the stack with whichever worker survived."""
     stack.start_worker("w2")
-    job = stack.submit(png_bytes(256, 256, seed=8), tile=32)
+    job = stack.submit(png_bytes(360, 360, seed=8), tile=32)  # 144 tiles: ~2 s on OpenVINO
     wait_until(lambda: int(stack.record(job["id"]).get("done") or 0) > 3, 60, "the job did not start")
     victim = stack.record(job["id"])["worker"].split("@")[0]
     stack.kill_worker(victim)
@@ -441,4 +442,4 @@ def test_worker_killed_mid_job_finishes_on_another_worker(stack):
     assert done["status"] == "succeeded", done
     record = stack.record(job["id"])
     assert record["attempts"] == "2" and not record["worker"].startswith(victim + "@")
-    assert decode(httpx.get(stack.base_url + done["output"]["url"]).content).size == (1024, 1024)
+    assert decode(httpx.get(stack.base_url + done["output"]["url"]).content).size == (1440, 1440)
