@@ -17,7 +17,7 @@ import numpy as np
 from .artifacts import Manifest, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
 from .options import JobOptions, output_size, resolve_model
-from .runners import Runner, TensorFlowRunner, load_runner, precision_line, runner_precision
+from .runners import Runner, TensorFlowRunner, load_runner, precision_line
 from .settings import Settings, get_settings
 
 log = logging.getLogger("esrgan.engine")
@@ -206,11 +206,6 @@ class Upscaler:
                 self._region(rgb, sub, peak, store, edges)
             return
         store(y0, y1, x0, x1, sr[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s])
-
-
-def engine_precision(setting: str, backend: str = "tensorflow") -> str:
-    """The concrete precision of a setting on ``backend`` here."""
-    return runner_precision(setting, backend)
 
 
 def _peak(dtype) -> float:

@@ -59,8 +59,7 @@ def _after_fork(**_):
     for manifest in list_models(settings.models_dir):
         if manifest.default:
             try:
-                upscaler(manifest.name, None)
-                loaded.append(manifest.name)
+                loaded.append(f"{manifest.name} on {upscaler(manifest.name, None).backend}")
             except ESRGANError as exc:  # a broken artifact fails its jobs, not the worker
                 log.error("cannot preload model %s: %s", manifest.name, exc)
     from model.engine import precision_line
