@@ -223,20 +223,21 @@ def _metrics_text(metrics: dict) -> str:
     return ", ".join(parts) or "-"
 
 
-def _row(m: Manifest, precision: str, backend: str) -> dict:
-    from .runners import resolve_backend
-
+def _row(m: Manifest, precision: str, runtime: str) -> dict:
     return {"name": m.name, "scale": m.scale, "arch": m.arch, "params": m.num_params, "default": m.default,
             "metrics": m.metrics, "description": m.description, "architecture": m.params, "precision": precision,
-            "runtime": resolve_backend(backend, m.arch)}
+            "runtime": runtime}
 
 
 def cmd_models(args) -> int:
     settings = _settings(args)
     models = list_models(settings.models_dir)
     precision = resolve_precision(settings.precision)  # what `esrgan upscale` runs them in here
+    from .runners import resolve_backend
+
+    runtime = {m.name: resolve_backend(settings.backend, m.arch) for m in models}
     if args.json:
-        print(json.dumps([_row(m, precision, settings.backend) for m in models], indent=2))
+        print(json.dumps([_row(m, precision, runtime[m.name]) for m in models], indent=2))
         return 0
     if not models:
         print(f"no models in {settings.models_dir}", file=sys.stderr)
@@ -249,5 +250,5 @@ def cmd_models(args) -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
     print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folder {settings.models_dir})")
     print(f"precision: {describe(settings.precision)}; runtime (ESRGAN_BACKEND {settings.backend}): "
-          + ", ".join(sorted({f"{_row(m, precision, settings.backend)['runtime']} for {m.arch}" for m in models})))
+          + ", ".join(sorted({f"{runtime[m.name]} for {m.arch}" for m in models})))
     return 0

@@ -35,10 +35,7 @@ class Upscaler:
         if hasattr(runner, "layers"):
             runner = TensorFlowRunner(runner, manifest.value_range)
         self.runner = runner
-        self.model = getattr(runner, "model", None)  # the Keras model, on the tensorflow backend
         self.manifest = manifest
-        self.backend = runner.backend
-        self.precision = runner.precision  # reported with every result
         self.name = manifest.name
         self.scale = manifest.scale
         self.tile = tile
@@ -48,6 +45,20 @@ class Upscaler:
         self.edge_pad = _round_up(edge_pad, self.multiple)
         self.tile_memory_mb = tile_memory_mb
         self._forward = runner  # NHWC float32 [0, 1] -> NHWC float32 [0, 1]
+
+    @property
+    def backend(self) -> str:
+        return self.runner.backend
+
+    @property
+    def precision(self) -> str:
+        """What the convolutions compute in, as the runtime reports it: sent with every result."""
+        return self.runner.precision
+
+    @property
+    def model(self):
+        """The Keras model, on the tensorflow backend (None on OpenVINO)."""
+        return getattr(self.runner, "model", None)
 
     @classmethod
     def from_artifact(cls, folder: Path | str, *, strength: float | None = None, precision: str = "auto",
