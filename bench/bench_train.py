@@ -1,6 +1,6 @@
 """Training throughput: input-pipeline batches/s (bicubic and realworld LR) and generator steps/s.
 
-Usage: python bench/bench_train.py DATA_DIR [--scale 4 --crop 96 --batch 16 --blocks 6 --feat 32 --grow 16 --steps 20
+Usage: python bench/bench_train.py DATA_DIR [--scale 4 --crop 96 --batch 16 --blocks 6 --feat 32 --grow 16 --steps 40
                                             --precision float32,bfloat16]
 Prints one line per measurement. The first batches/steps (tracing, warm-up) are not timed.
 """
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--feat", type=int, default=32)
     ap.add_argument("--grow", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--precision", default="float32,bfloat16", help="comma-separated compute types to time")
     args = ap.parse_args()
 
@@ -62,7 +62,11 @@ def main() -> None:
                 start = time.perf_counter()
                 train(cfg)
                 seconds[steps] = time.perf_counter() - start
-        r = (args.steps - 2) / (seconds[args.steps] - seconds[2])
+        extra = seconds[args.steps] - seconds[2]
+        if extra <= 0:  # start-up varies by seconds: too few steps to see past it
+            print(f"train psnr stage {precision:8s}: not measurable with --steps {args.steps}; use more steps")
+            continue
+        r = (args.steps - 2) / extra
         print(f"train psnr stage {precision:8s}: {r:.3f} steps/s ({r * args.batch:.1f} patches/s), RRDBNet "
               f"{args.blocks}/{args.feat}/{args.grow} x{args.scale}, batch {args.batch}x{args.crop}px, {device}")
 

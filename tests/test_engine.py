@@ -14,7 +14,8 @@ from tests.conftest import make_artifact
 
 @pytest.fixture(scope="module")
 def x4(models_dir):
-    return Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16)
+    # float32: tiling tests compare to one level; bfloat16 rounding (the default on bf16 CPUs) has its own test
+    return Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,18 @@ def test_tiled_equals_untiled_within_one_level(x4, photo):
     assert np.abs(whole - tiled).max() <= 1
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "openvino"])
+def test_bfloat16_tiles_join_without_seams(models_dir, photo, backend):
+    """bfloat16 (auto on AMX/AVX512-BF16 CPUs) rounds differently per tile context: a few levels apart
+    from one pass at most, never a visible seam."""
+    up = Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, precision="bfloat16", backend=backend)
+    diff = np.abs(up.upscale(photo, tile=0).astype(int) - up.upscale(photo, tile=40).astype(int))
+    assert diff.max() <= 6 and diff.mean() < 0.5
+
+
 def test_pixel_unshuffle_x2_odd_sizes_tiled(tmp_path, photo):
     make_artifact(tmp_path, "un-x2", scale=2, params={"pixel_unshuffle": True})
-    up = Upscaler.from_artifact(tmp_path / "un-x2", tile_pad=16)
+    up = Upscaler.from_artifact(tmp_path / "un-x2", tile_pad=16, precision="float32")
     img = photo[:95, :77]  # odd sizes: padded to even for the space-to-depth input
     whole = up.upscale(img, tile=0).astype(int)
     assert whole.shape == (190, 154, 3)
@@ -120,7 +130,7 @@ def test_cancel_between_tiles(x4, photo):
 def test_out_of_memory_on_a_tile_retries_smaller(models_dir, photo, backend):
     # Fault injection: the device refuses any tile input over 100x100 pixels (a tile and its mirrored
     # context), as a GPU out of memory would, with the error its runtime raises.
-    x4 = Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, backend=backend)
+    x4 = Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, backend=backend, precision="float32")
     real = x4._forward
     shapes = []
 
@@ -216,7 +226,7 @@ def shipped(request):
 def test_mirrored_edges_are_narrow_except_on_tiny_images(models_dir):
     """The edge mirror costs work: a 64x48 pass runs on 72x56 (edge_pad 4), not on 96x80; images under 32
     pixels get enough mirrored context for the network to see 32."""
-    up = Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, edge_pad=4)
+    up = Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, edge_pad=4, precision="float32")
     seen = []
     forward = up._forward
     up._forward = lambda x: seen.append(tuple(x.shape[1:3])) or forward(x)
