@@ -115,9 +115,9 @@ def test_gan_stage_real_esrgan_recipe_needs_no_pretrained_file(images, tmp_path,
     artifact loss, USM-sharpened targets on second-order degraded pairs."""
     folder = train(gan_config(images, tmp_path / "gan", psnr_artifact, discriminator="unet", perceptual="random",
                               artifact_weight=1.0, degradation="realworld", usm_gt=True, adversarial_weight=0.1,
-                              l1_weight=1.0, steps=3))
+                              l1_weight=1.0, lowfreq_weight=1.0, chroma_weight=1.0, steps=3))
     losses = read_manifest(folder).training["final_losses"]
-    assert set(losses) == {"l1", "perceptual", "adversarial", "artifact", "g", "d"}
+    assert set(losses) == {"l1", "perceptual", "adversarial", "artifact", "lowfreq", "chroma", "g", "d"}
     assert all(np.isfinite(v) for v in losses.values()) and losses["perceptual"] > 0 and losses["artifact"] >= 0
     start, end = load_keras_model(psnr_artifact).get_weights(), load_keras_model(folder).get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(start, end))
@@ -145,6 +145,26 @@ def test_unet_discriminator_judges_every_pixel_and_random_features_are_fixed():
     noisy = hr + np.random.default_rng(1).random(hr.shape).astype(np.float32) * 0.5
     assert float(tf.reduce_max(artifact_map(hr, noisy, hr))) > 0
     assert float(tf.reduce_max(artifact_map(hr, hr, noisy))) == 0
+
+
+def test_fidelity_losses_ignore_texture_and_catch_halos_and_colour():
+    """lowfreq_l1 hardly sees zero-mean texture but sees a halo beside an edge; chroma_l1 ignores any change
+    of luma and sees a colour fringe."""
+    from training.losses import chroma_l1, lowfreq_l1
+
+    rng = np.random.default_rng(0)
+    flat = np.full((1, 48, 48, 3), 0.5, np.float32)
+    texture = flat + rng.choice([-0.1, 0.1], flat.shape[:3] + (1,)).astype(np.float32)  # gray, zero-mean
+    halo = flat.copy()
+    halo[:, :, 20:26] += 0.1  # a bright band as wide as a GAN halo at x4
+    def seen(image):  # share of the plain L1 error that the low-frequency loss still sees
+        return float(lowfreq_l1(image, flat, sigma=2.0)) / float(np.abs(image - flat).mean())
+
+    assert seen(texture) < 0.2 and seen(halo) > 0.8
+    assert float(chroma_l1(texture, flat)) < 1e-6
+    fringe = flat.copy()
+    fringe[:, :, 20:22, 0] += 0.1  # red-only: a colour fringe
+    assert float(chroma_l1(fringe, flat)) > 1e-3
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,8 @@ class TrainConfig:
     perceptual: str = "vgg"  # vgg | feature-matching | random (frozen random conv features, no pretrained file)
     discriminator: str = "vgg"  # vgg (ESRGAN, relativistic GAN) | unet (Real-ESRGAN, spectral norm, per-pixel GAN)
     artifact_weight: float = 0.0  # LDL artifact-map loss (Liang et al. 2022) against GAN artifacts; 1 as LDL
+    lowfreq_weight: float = 0.0  # L1 of Gaussian-blurred (sigma = scale / 2) SR vs target: against halos, colour casts
+    chroma_weight: float = 0.0  # L1 of SR vs target Cb/Cr planes: against colour fringes (texture lives in luma)
     usm_gt: bool = False  # pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN); realworld only
     second_order_prob: float = 1.0  # realworld: share of pairs degraded twice (Real-ESRGAN: 1), the rest once
     perceptual_weight: float = 1.0

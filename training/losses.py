@@ -1,4 +1,5 @@
-"""ESRGAN's stage-2 losses: relativistic average GAN, VGG19 perceptual loss, discriminator feature matching."""
+"""ESRGAN's stage-2 losses: relativistic average GAN, VGG19 perceptual loss, discriminator feature matching,
+and the fidelity terms that keep GAN texture from shifting colour or drawing halos."""
 from __future__ import annotations
 
 import os
@@ -131,3 +132,29 @@ def artifact_map(hr, sr, sr_ema, window: int = 7):
     local = tf.nn.avg_pool2d(tf.square(res), window, 1, "SAME") - tf.square(mean)
     weight = tf.where(res < res_ema, 0.0, patch * tf.maximum(local, 0.0))
     return tf.stop_gradient(weight)
+
+
+def gaussian_blur(images, sigma: float):
+    """Per-channel Gaussian blur (kernel radius 2 sigma, reflect padding) of (B, H, W, C) images."""
+    radius = max(1, int(round(2 * sigma)))
+    taps = tf.exp(-0.5 * tf.square(tf.range(-radius, radius + 1, dtype=tf.float32) / sigma))
+    taps /= tf.reduce_sum(taps)
+    channels = images.shape[-1]
+    kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, channels, 1])
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
+
+
+def lowfreq_l1(sr, target, sigma: float):
+    """L1 between Gaussian-blurred SR and target. Texture the GAN draws averages out under the blur, while a
+    halo along an edge, a colour cast or a brightness drift does not: this penalises only the latter."""
+    return tf.reduce_mean(tf.abs(gaussian_blur(sr, sigma) - gaussian_blur(target, sigma)))
+
+
+# BT.601 chroma rows (Cb, Cr) of RGB in [0, 1]; luma carries texture, chroma should follow the photo.
+_CHROMA = tf.constant([[-0.168736, 0.5], [-0.331264, -0.418688], [0.5, -0.081312]], tf.float32)
+
+
+def chroma_l1(sr, target):
+    """L1 between the Cb/Cr planes of SR and target: against the colour fringes a GAN draws along strokes."""
+    return tf.reduce_mean(tf.abs(tf.tensordot(sr - target, _CHROMA, axes=1)))

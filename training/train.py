@@ -139,6 +139,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 weight = losses.artifact_map(target, sr, tf.cast(ema(lr, training=False), tf.float32))
                 logs["artifact"] = l1(weight * sr, weight * target)
                 g_loss += cfg.artifact_weight * logs["artifact"]
+            if cfg.lowfreq_weight:
+                logs["lowfreq"] = losses.lowfreq_l1(sr, target, sigma=cfg.scale / 2)
+                g_loss += cfg.lowfreq_weight * logs["lowfreq"]
+            if cfg.chroma_weight:
+                logs["chroma"] = losses.chroma_l1(sr, target)
+                g_loss += cfg.chroma_weight * logs["chroma"]
             g_scaled, d_scaled = g_opt.scale_loss(g_loss / replicas), d_opt.scale_loss(d_loss / replicas)
         apply(g_opt, tape, g_scaled, generator.trainable_variables)
         apply(d_opt, tape, d_scaled, discriminator.trainable_variables)
