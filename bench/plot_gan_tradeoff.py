@@ -16,9 +16,9 @@ def main(probe: str = "training/runs/cpu-2026-12-03/real-x4-gan6/probe.json",
          out: str = "docs/gan_x4_tradeoff.png") -> None:
     data = json.load(open(probe))
     sets = list(data["bicubic"])
+    steps = sorted(data["checkpoints"], key=int)
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4))
     for ax, name in zip(axes, sets):
-        steps = sorted(data["checkpoints"], key=int)
         tex = [data["checkpoints"][s][name][1] for s in steps]
         db = [data["checkpoints"][s][name][0] for s in steps]
         ax.plot(tex, db, marker="o", label="GAN end by step")

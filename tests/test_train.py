@@ -157,6 +157,7 @@ def test_fidelity_losses_ignore_texture_and_catch_halos_and_colour():
     texture = flat + rng.choice([-0.1, 0.1], flat.shape[:3] + (1,)).astype(np.float32)  # gray, zero-mean
     halo = flat.copy()
     halo[:, :, 20:26] += 0.1  # a bright band as wide as a GAN halo at x4
+
     def seen(image):  # share of the plain L1 error that the low-frequency loss still sees
         return float(lowfreq_l1(image, flat, sigma=2.0)) / float(np.abs(image - flat).mean())
 
