@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Runtime install: API, worker and CLI with TensorFlow.
 setup: $(BIN)/python
-	$(BIN)/pip install -q -e '.[ml]'
+	$(BIN)/pip install -q -e '.[ml,official]'
 
 # Test install: everything above plus test tools, PyTorch (CPU) for converter tests, Chromium for UI tests.
 setup-dev: $(BIN)/python system-deps
@@ -26,6 +26,7 @@ system-deps:
 	  else echo "Install Debian's chromium for the browser tests (sudo apt-get install chromium)"; fi; }
 
 run: setup
+	$(BIN)/esrgan models install official
 	$(BIN)/esrgan serve --host $(HOST) --port $(PORT)
 
 test: setup-dev

@@ -15,8 +15,8 @@ router = APIRouter(prefix="/v1", tags=["models"])
 
 @router.get("/models", response_model=list[ModelOut], summary="Installed models")
 def get_models(ctx: Context = Depends(context), _: str = Depends(owner)):
-    manifests = list_models(ctx.settings.models_dir)
-    precision = resolve_precision(ctx.settings.precision)
+    manifests = list_models(ctx.settings.model_dirs)
+    setting = ctx.settings.precision
     defaults = set()
     for scale in sorted({m.scale for m in manifests}):
         try:
@@ -27,5 +27,6 @@ def get_models(ctx: Context = Depends(context), _: str = Depends(owner)):
         "name": m.name, "scale": m.scale, "arch": m.arch, "description": m.description,
         "num_params": m.num_params, "metrics": m.metrics, "default": m.name in defaults,
         "strength": {"default": m.interpolation.default_strength} if m.interpolation else None,
-        "precision": precision,
+        "precision": resolve_precision(m.precision_setting(setting)),
+        "license": m.license, "source": m.source,
     } for m in manifests]

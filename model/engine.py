@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import official
 from .artifacts import Manifest, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
 from .options import JobOptions, output_size, resolve_model
@@ -33,11 +34,13 @@ class Upscaler:
                  edge_pad: int = 4, tile_memory_mb: int = 1536):
         """``runner``: a model.runners runner, or a Keras model (run with TensorFlow)."""
         if hasattr(runner, "layers"):
-            runner = TensorFlowRunner(runner, manifest.value_range)
+            runner = TensorFlowRunner(runner, manifest.value_range, clip=manifest.network_scale == manifest.scale)
         self.runner = runner
         self.manifest = manifest
         self.name = manifest.name
         self.scale = manifest.scale
+        # The network's own factor: x2/x3 realesr-animevideov3 run the x4 network, then a bicubic resize
+        self.net_scale = manifest.network_scale
         self.tile = tile
         # Tiles of pixel-unshuffle models must start on even pixels to keep the space-to-depth grid.
         self.multiple = 2 if manifest.params.get("pixel_unshuffle") else 1
@@ -78,7 +81,7 @@ class Upscaler:
         feat = p.get("num_feat", 64)
         dense = feat + 4 * p.get("num_grow_ch", 0)
         lr_factor = 4 if p.get("pixel_unshuffle") else 1  # unshuffled bodies run at half size
-        bytes_per_px = 4 * max(6 * dense / lr_factor, 3 * feat * self.scale**2)
+        bytes_per_px = 4 * max(6 * dense / lr_factor, 3 * feat * self.net_scale**2)
         side = int(math.sqrt(self.tile_memory_mb * 2**20 / bytes_per_px))
         return max(MIN_TILE, side // 8 * 8)
 
@@ -216,6 +219,11 @@ class Upscaler:
             for sub in ((y0, ym, x0, xm), (y0, ym, xm, x1), (ym, y1, x0, xm), (ym, y1, xm, x1)):
                 self._region(rgb, sub, peak, store, edges)
             return
+        if self.net_scale != s:
+            # As the ncnn graphs do: bicubic (a = -0.75, OpenCV's and ncnn's) on the padded, unclipped output
+            # window, whose sampling grid is the whole image's, so the context margin keeps tiles seamless.
+            sr = cv2.resize(sr, ((px1 - px0) * s, (py1 - py0) * s), interpolation=cv2.INTER_CUBIC)
+            np.clip(sr, 0.0, 1.0, out=sr)  # bicubic overshoots: a -0.01 must not wrap to 255
         store(y0, y1, x0, x1, sr[(y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s])
 
 
@@ -244,6 +252,7 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
                   settings: Settings | None = None) -> Upscaler:
     """The named model, or the default for ``scale``; loaded once per process and reused."""
     settings = settings or get_settings()
+    official.ensure(settings, name)
     folder, manifest = resolve_model(settings, name, scale)
     if strength is not None:
         if manifest.interpolation is None:

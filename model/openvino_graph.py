@@ -80,12 +80,15 @@ def srvgg(x, w: Weights, scale: int = 4, num_feat: int = 64, num_conv: int = 16,
 GRAPHS: dict[str, Callable[..., ov.Node]] = {"rrdbnet": rrdbnet, "srvgg": srvgg}
 
 
-def build_model(arch: str, params: dict[str, Any], weights: Weights, value_range=(0.0, 1.0)) -> ov.Model:
+def build_model(arch: str, params: dict[str, Any], weights: Weights, value_range=(0.0, 1.0),
+                clip: bool = True) -> ov.Model:
     """NHWC float32 in [0, 1] (any batch and size) -> NHWC float32 in [0, 1]: the engine's contract,
-    with the artifact's value range and the final clip inside the graph."""
+    with the artifact's value range and the final clip inside the graph (``clip=False``: the engine resizes
+    the output first and clips after, as the x2/x3 ncnn graphs do)."""
     lo, hi = (float(v) for v in value_range)
     lr = ops.parameter(ov.PartialShape([-1, -1, -1, params.get("num_in_ch", 3)]), ov.Type.f32, name="lr")
     x = ops.transpose(ops.add(ops.multiply(lr, _const(hi - lo)), _const(lo)), ops.constant(np.array([0, 3, 1, 2])))
     y = ops.transpose(GRAPHS[arch](x, weights, **params), ops.constant(np.array([0, 2, 3, 1])))
-    y = ops.clamp(ops.divide(ops.subtract(y, _const(lo)), _const(hi - lo)), 0.0, 1.0)
+    y = ops.divide(ops.subtract(y, _const(lo)), _const(hi - lo))
+    y = ops.clamp(y, 0.0, 1.0) if clip else y
     return ov.Model([y], [lr], arch)

@@ -21,7 +21,7 @@ from .errors import ESRGANError, InvalidOption
 from .imageio import DEFAULT_QUALITY, ImageInfo, check_output_size, default_output_format, output_format
 from .settings import Settings
 
-SCALES = (2, 4)
+SCALES = (2, 3, 4)
 
 
 class JobOptions(BaseModel):
@@ -32,7 +32,7 @@ class JobOptions(BaseModel):
 
     model: str | None = Field(None, max_length=64,
                               description="Model name (GET /v1/models); default: the scale's default")
-    scale: int | None = Field(None, description="2 or 4: picks the default model of that scale")
+    scale: int | None = Field(None, description="2, 3 or 4: picks the default model of that scale")
     outscale: float | None = Field(None, gt=0, le=16, description="Output scale (native pass, then resize)")
     width: int | None = Field(None, ge=1, description="Exact output width (height follows the aspect if not given)")
     height: int | None = Field(None, ge=1, description="Exact output height")
@@ -70,8 +70,8 @@ def output_size(width: int, height: int, scale: int, *, outscale: float | None =
 def resolve_model(settings: Settings, name: str | None, scale: int | None) -> tuple[Path, Manifest]:
     """The named model, or the default of ``scale`` (settings' choice, else the manifests' registry)."""
     if scale is not None and scale not in SCALES:
-        raise InvalidOption(f"scale must be 2 or 4, not {scale}")
-    return find_model(settings.models_dir, name, scale, settings.default_models)
+        raise InvalidOption(f"scale must be one of {', '.join(map(str, SCALES))}, not {scale}")
+    return find_model(settings.model_dirs, name, scale, settings.default_models)
 
 
 def resolve_options(options: JobOptions, manifest: Manifest, info: ImageInfo,

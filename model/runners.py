@@ -76,7 +76,7 @@ def precision_line(setting: str, backend: str = "auto") -> str:
 class TensorFlowRunner:
     backend = "tensorflow"
 
-    def __init__(self, model, value_range=(0.0, 1.0)):
+    def __init__(self, model, value_range=(0.0, 1.0), clip: bool = True):
         import tensorflow as tf
 
         self.model = model
@@ -90,7 +90,8 @@ class TensorFlowRunner:
         @tf.function(reduce_retracing=True)
         def forward(x):
             y = model(x * (hi - lo) + lo, training=False)
-            return tf.clip_by_value((tf.cast(y, tf.float32) - lo) / (hi - lo), 0.0, 1.0)
+            y = (tf.cast(y, tf.float32) - lo) / (hi - lo)
+            return tf.clip_by_value(y, 0.0, 1.0) if clip else y
 
         self.function = forward
 
@@ -112,7 +113,7 @@ class OpenVINORunner:
 
         if OpenVINORunner._core is None:
             OpenVINORunner._core = ov.Core()
-        graph = build_model(manifest.arch, manifest.params, weights, manifest.value_range)
+        graph = build_model(manifest.arch, manifest.params, weights, manifest.value_range, clip=_clips(manifest))
         self.compiled = self._core.compile_model(graph, "CPU", {
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"})
         # What the plugin chose: a CPU without bfloat16 runs float32 whatever was asked
@@ -131,8 +132,13 @@ def load_runner(folder: Path | str, manifest: Manifest, *, strength: float | Non
                 precision: str = "auto", backend: str = "auto") -> Runner:
     """The artifact's (optionally interpolated) network, ready to run on ``backend`` in ``precision``."""
     backend = resolve_backend(backend, manifest.arch)
-    precision = runner_precision(precision, backend)
+    precision = runner_precision(manifest.precision_setting(precision), backend)
     if backend == "openvino":
         return OpenVINORunner(manifest, load_weights(folder, manifest, strength), precision)
     model = load_keras_model(folder, manifest, strength=strength, precision=precision, inference=True)
-    return TensorFlowRunner(model, manifest.value_range)
+    return TensorFlowRunner(model, manifest.value_range, clip=_clips(manifest))
+
+
+def _clips(manifest: Manifest) -> bool:
+    """Whether the runner clips to [0, 1]: not where the engine resizes the output first (it clips after)."""
+    return manifest.network_scale == manifest.scale

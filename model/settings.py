@@ -30,7 +30,12 @@ class Settings(BaseSettings):
 
     # Models
     models_dir: Path = Field(SHIPPED_MODELS_DIR, description="Folder of model artifacts (manifest.json + weights)")
+    official_models_dir: Path = Field(
+        Path.home() / ".cache" / "esrgan" / "models",
+        description="Where the official Real-ESRGAN models are converted to on first use (from the package "
+                    "that the [official] extra installs); searched after models_dir")
     default_model_x2: str | None = Field(None, description="Model used for scale 2 when none is named")
+    default_model_x3: str | None = Field(None, description="Model used for scale 3 when none is named")
     default_model_x4: str | None = Field(None, description="Model used for scale 4 when none is named")
 
     # Inference engine
@@ -52,9 +57,14 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(128_000_000, ge=1, description="Largest output, width*height")
 
     @property
+    def model_dirs(self) -> tuple[Path, Path]:
+        """Model folders in search order: the configured models, then the installed official ones."""
+        return (self.models_dir, self.official_models_dir)
+
+    @property
     def default_models(self) -> dict[int, str | None]:
         """Configured default model per scale (None = the manifests' registry decides)."""
-        return {2: self.default_model_x2, 4: self.default_model_x4}
+        return {2: self.default_model_x2, 3: self.default_model_x3, 4: self.default_model_x4}
 
 
 @lru_cache

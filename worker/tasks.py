@@ -56,7 +56,7 @@ def _after_fork(**_):
     from model.artifacts import list_models
 
     loaded = []
-    for manifest in list_models(settings.models_dir):
+    for manifest in list_models(settings.model_dirs):
         if manifest.default:
             try:
                 loaded.append(f"{manifest.name} on {upscaler(manifest.name, None).backend}")

@@ -8,10 +8,12 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert an ESRGAN / Real-ESRGAN PyTorch checkpoint into a model artifact",
-        description="Read a .pth (tensors only, never pickled code) or .safetensors checkpoint, detect its "
-                    "network from tensor names and shapes, and write models-dir/NAME for upscale and serve.")
-    p.add_argument("checkpoint", type=Path, help="the .pth / .pt / .safetensors file")
+        "convert", help="convert an ESRGAN / Real-ESRGAN model (PyTorch checkpoint or ncnn) into a model artifact",
+        description="Read a .pth (tensors only, never pickled code) or .safetensors checkpoint, or an ncnn .param "
+                    "+ .bin pair (read as data), detect its network from tensor names and shapes or from the "
+                    "graph's structure, and write models-dir/NAME for upscale and serve.")
+    p.add_argument("checkpoint", type=Path, help="the .pth / .pt / .safetensors file, or an ncnn .param")
+    p.add_argument("--bin", type=Path, metavar="PATH", help="the ncnn weights (default: the .bin beside the .param)")
     p.add_argument("--name", required=True, help="name of the new model (its folder in the models dir)")
     p.add_argument("--models-dir", type=Path, help="where to write it (default: settings' models_dir)")
     p.add_argument("--scale", type=int, help="expected scale; refuse the file if it holds another")
@@ -29,14 +31,23 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ESRGANError
     from ..settings import get_settings
-    from . import convert_checkpoint
+    from . import convert_checkpoint, convert_ncnn
 
     models_dir = args.models_dir or get_settings().models_dir
     try:
-        manifest = convert_checkpoint(args.checkpoint, models_dir, args.name, scale=args.scale,
-                                      description=args.description, license=args.license,
-                                      default=args.default, overwrite=args.force, psnr=args.psnr,
-                                      default_strength=args.strength)
+        if args.checkpoint.suffix == ".param":
+            if args.psnr:
+                raise ESRGANError("--psnr applies to PyTorch checkpoints, not ncnn models")
+            manifest = convert_ncnn(args.checkpoint, models_dir, args.name, bin_path=args.bin, scale=args.scale,
+                                    description=args.description, license=args.license, default=args.default,
+                                    overwrite=args.force)
+        elif args.bin:
+            raise ESRGANError("--bin goes with an ncnn .param file")
+        else:
+            manifest = convert_checkpoint(args.checkpoint, models_dir, args.name, scale=args.scale,
+                                          description=args.description, license=args.license,
+                                          default=args.default, overwrite=args.force, psnr=args.psnr,
+                                          default_strength=args.strength)
     except ESRGANError as exc:
         print(f"esrgan convert: {exc}", file=sys.stderr)
         return 1
