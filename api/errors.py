@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from jobs.storage import GENERATED, FileMissing, StorageUnavailable
 from model.errors import ESRGANError, ImageError
+from model.video import ClipTooLong
 
 log = logging.getLogger("esrgan.api")
 
@@ -59,8 +60,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ESRGANError)
     async def _library_error(request: Request, exc: ESRGANError):
-        # Unreadable or unsupported images: 415; options, limits, models that do not fit: 422.
-        return error_response(415 if isinstance(exc, ImageError) else 422, exc.code, str(exc))
+        # Unreadable or unsupported images: 415; clips over the frames/duration/total limits: 413;
+        # options, pixel limits, models that do not fit: 422.
+        status = 415 if isinstance(exc, ImageError) else 413 if isinstance(exc, ClipTooLong) else 422
+        return error_response(status, exc.code, str(exc))
 
     @app.exception_handler(FileMissing)
     async def _file_missing(request: Request, exc: FileMissing):

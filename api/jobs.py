@@ -17,7 +17,8 @@ from jobs.queue import enqueue
 from jobs.records import SUCCEEDED, IdempotencyKeyReused, Job, job_json, new_job_id
 from jobs.storage import EXTENSIONS, GENERATED, MEDIA_TYPES, UPLOADS
 from model.imageio import ImageInfo, probe
-from model.options import JobOptions, resolve_model, resolve_options
+from model.options import JobOptions, resolve_clip_options, resolve_model, resolve_options
+from model.video import ClipInfo, probe_clip
 
 from .deps import Context, context, owner
 from .errors import APIError
@@ -48,9 +49,15 @@ def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idem
             previous = store.find_idempotent(who, idempotency_key, fingerprint)
         if previous is not None:
             return previous
-    info = probe(data, max_pixels=settings.max_input_pixels)  # errors: 415 / 422 (api/errors.py)
+    # Header only, errors 413 / 415 / 422 (api/errors.py): a video or animation, else a still image
+    info: ImageInfo | ClipInfo | None = probe_clip(data)
+    if info is None:
+        info = probe(data, max_pixels=settings.max_input_pixels)
     _, manifest = resolve_model(settings, options.model, options.scale)
-    options = resolve_options(options, manifest, info, settings.max_output_pixels)
+    if isinstance(info, ClipInfo):
+        options = resolve_clip_options(options, manifest, info, settings)
+    else:
+        options = resolve_options(options, manifest, info, settings.max_output_pixels)
     if options.callback_url:
         check_callback(settings, options.callback_url)
 
@@ -91,7 +98,17 @@ def idempotency_checked():
                        "with a different image, name or options; use a new key for a new request") from None
 
 
-def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo,
+def input_record(name: str | None, info: ImageInfo | ClipInfo, size: int) -> dict:
+    """What the job record keeps of its input; a clip's also says what it is (the worker's cue)."""
+    record = {"name": display_name(name), "width": info.width, "height": info.height,
+              "format": info.format.lower(), "bytes": size}
+    if isinstance(info, ClipInfo):
+        record.update(kind=info.kind, frames=info.frames, duration=round(info.duration, 3), fps=round(info.fps, 3),
+                      audio=info.has_audio)
+    return record
+
+
+def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, info: ImageInfo | ClipInfo,
                        options: JobOptions, idempotency_key: str | None, fingerprint: str) -> Job:
     settings, store = ctx.settings, ctx.store
     job_id = new_job_id()
@@ -105,9 +122,8 @@ def _store_and_enqueue(ctx: Context, who: str, upload: UploadFile, data: bytes, 
             return job
     try:
         ctx.storage.write(UPLOADS, job_id, info.format.lower(), data)  # StorageUnavailable: 503
-        job = store.create(job_id, owner=who, options=options, input={
-            "name": display_name(upload.filename), "width": info.width, "height": info.height,
-            "format": info.format.lower(), "bytes": len(data)}, idempotency_key=idempotency_key)
+        job = store.create(job_id, owner=who, options=options, input=input_record(upload.filename, info, len(data)),
+                           idempotency_key=idempotency_key)
         enqueue(ctx.celery, job_id, settings.queue)
     except Exception:
         _undo(ctx, who, job_id, idempotency_key)
@@ -177,7 +193,8 @@ def input_file(ctx: Context, job: Job) -> Response:
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=ERRORS,
              summary="Submit an image to enhance", dependencies=[Depends(single_valued)])
 def create_job(response: Response, options: JobForm,
-               image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP)"),
+               image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP), animation (GIF, "
+                                                           "APNG, WebP) or video (MP4, MOV, MKV, WebM)"),
                idempotency_key: str | None = Header(None, max_length=200,
                                                     description="Retries with the same key and the same request "
                                                                 "return the same job; another request: 422"),

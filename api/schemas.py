@@ -25,11 +25,16 @@ class Progress(BaseModel):
 
 class InputInfo(BaseModel):
     name: str
-    width: int
+    width: int  # a video's stored frame size (its rotation is metadata)
     height: int
     format: str
     bytes: int
     url: str
+    kind: Literal["video", "animation"] | None = None  # videos and animations only, from here down
+    frames: int | None = None  # from the header (an estimate for WebM/MKV)
+    duration: float | None = None  # seconds
+    fps: float | None = None
+    audio: bool | None = None
 
 
 class OutputInfo(BaseModel):
@@ -38,6 +43,8 @@ class OutputInfo(BaseModel):
     format: str
     bytes: int
     url: str
+    frames: int | None = None  # videos and animations only
+    resumed_at_frame: int | None = None  # the first frame the last attempt upscaled (> 0: it resumed)
 
 
 class WebhookInfo(BaseModel):

@@ -376,6 +376,7 @@ def job_json(job: Job) -> dict:
         "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
         "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
         "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
+                  **{k: job.input[k] for k in ("kind", "frames", "duration", "fps", "audio") if k in job.input},
                   "url": f"{url}/input"},
         "options": job.options.model_dump(),
         "output": {**job.output, "url": f"{url}/result"} if job.output else None,

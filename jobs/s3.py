@@ -17,8 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .settings import Settings
-from .storage import CHUNK, EXTENSIONS, KINDS, MEDIA_TYPES, Download, FileMissing, Storage, StorageUnavailable, \
-    file_name, parse_name
+from .storage import CHUNK, EXTENSIONS, KINDS, MEDIA_TYPES, PART_NAME, PARTS, Download, FileMissing, Storage, \
+    StorageUnavailable, file_name, parse_name, part_name
 
 NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 ERRORS = (BotoCoreError, ClientError, OSError)
@@ -42,7 +42,7 @@ class S3Storage(Storage):
                                                      config=config)
 
     def _key(self, kind: str, name: str) -> str:
-        assert kind in KINDS
+        assert kind in KINDS or kind == PARTS
         return f"{self.prefix}/{kind}/{name}" if self.prefix else f"{kind}/{name}"
 
     def _unavailable(self, exc: Exception, what: str) -> StorageUnavailable:
@@ -112,6 +112,36 @@ class S3Storage(Storage):
 
     def delete_job(self, job_id: str) -> None:
         self._delete([self._key(kind, file_name(job_id, ext)) for kind in KINDS for ext in set(EXTENSIONS.values())])
+        self.delete_parts(job_id)
+
+    def write_part(self, job_id: str, index: int, data: bytes) -> None:
+        name = part_name(job_id, index)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(PARTS, name), Body=data)
+        except ERRORS as exc:
+            raise self._unavailable(exc, f"store {PARTS}/{name}") from None
+
+    def read_part(self, job_id: str, index: int) -> bytes:
+        name = part_name(job_id, index)
+        try:
+            with self.client.get_object(Bucket=self.bucket, Key=self._key(PARTS, name))["Body"] as body:
+                return body.read()
+        except ERRORS as exc:
+            raise self._unavailable(exc, f"read {PARTS}/{name}") from None
+
+    def part_numbers(self, job_id: str) -> set[int]:
+        prefix = self._key(PARTS, part_name(job_id, 0).removesuffix("0.part"))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            names = [obj["Key"].rsplit("/", 1)[-1] for page in pages for obj in page.get("Contents", [])]
+        except ERRORS as exc:
+            raise self._unavailable(exc, f"list the parts of job {job_id}") from None
+        return {int(m.group(2)) for m in map(PART_NAME.match, names) if m}
+
+    def delete_parts(self, job_id: str) -> None:
+        numbers = self.part_numbers(job_id)
+        if numbers:
+            self._delete([self._key(PARTS, part_name(job_id, n)) for n in numbers])
 
     def _delete(self, keys: list[str]) -> None:
         try:
@@ -125,7 +155,7 @@ class S3Storage(Storage):
         cutoff = datetime.fromtimestamp(time.time() - min_age, timezone.utc)
         expired = []
         try:
-            for kind in KINDS:
+            for kind in (*KINDS, PARTS):
                 pages = self.client.get_paginator("list_objects_v2").paginate(
                     Bucket=self.bucket, Prefix=self._key(kind, ""))
                 for page in pages:

@@ -1,7 +1,9 @@
 """Job files behind one interface: each job has an upload and, once it succeeded, a result.
 
 Names are ``uploads/{id}.{ext}`` and ``generated/{id}.{ext}``, built only from a job id (checked
-against its pattern) and a fixed extension list, so no caller can name anything else. No local path
+against its pattern) and a fixed extension list, so no caller can name anything else. A video or
+animation job also keeps its finished chunks as ``parts/{id}.{n}.part`` until its output is written, so
+that a retry resumes after them (``JobParts``, for ``model.frames``). No local path
 leaves this module: callers write and read bytes, ``open`` a download stream, or ask for a presigned URL.
 
 Backends, chosen by ``ESRGAN_STORAGE_URL`` (``open_storage``):
@@ -26,16 +28,20 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from model.imageio import ALIASES, FORMATS
+from model.video import ANIMATION_FORMATS, VIDEO_FORMATS
 
 from .records import JOB_ID
 from .settings import Settings
 
-UPLOADS, GENERATED = "uploads", "generated"
+UPLOADS, GENERATED, PARTS = "uploads", "generated", "parts"
 KINDS = (UPLOADS, GENERATED)
-# Stored files: every output format, plus BMP, which uploads may be and outputs never are.
-MEDIA_TYPES = {key: media for key, (_, media, _) in FORMATS.items()} | {"bmp": "image/bmp"}
+# Stored files: every output format (images, animations, videos), plus BMP, which uploads may be and
+# outputs never are.
+MEDIA_TYPES = ({key: media for key, (_, media, _) in FORMATS.items()} | {"bmp": "image/bmp"}
+               | ANIMATION_FORMATS | VIDEO_FORMATS)
 EXTENSIONS = {**{key: key for key in MEDIA_TYPES}, "jpeg": ALIASES["jpeg"]}  # format name -> file extension
 STORED_NAME = re.compile(rf"^([0-9a-f]{{32}})\.({'|'.join(MEDIA_TYPES)})$")
+PART_NAME = re.compile(r"^([0-9a-f]{32})\.(\d{1,6})\.part$")
 CHUNK = 256 * 1024
 
 
@@ -70,9 +76,15 @@ def file_name(job_id: str, fmt: str) -> str:
     return f"{job_id}.{EXTENSIONS[fmt]}"
 
 
+def part_name(job_id: str, index: int) -> str:
+    if not JOB_ID.match(job_id or "") or not 0 <= index < 10**6:
+        raise ValueError(f"not a job id and part number: {job_id!r}, {index!r}")
+    return f"{job_id}.{index}.part"
+
+
 def parse_name(filename: str) -> str | None:
-    """The job id of a stored name like ``{id}.png``; None for any other name."""
-    m = STORED_NAME.match(filename or "")
+    """The job id of a stored name like ``{id}.png`` or ``{id}.3.part``; None for any other name."""
+    m = STORED_NAME.match(filename or "") or PART_NAME.match(filename or "")
     return m.group(1) if m else None
 
 
@@ -106,6 +118,20 @@ class Storage(ABC):
         for kind in KINDS:
             for fmt in set(EXTENSIONS.values()):
                 self.delete(kind, job_id, fmt)
+        self.delete_parts(job_id)
+
+    # Parts: the finished chunks of a video or animation job, whole or absent like every file here.
+    @abstractmethod
+    def write_part(self, job_id: str, index: int, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read_part(self, job_id: str, index: int) -> bytes: ...
+
+    @abstractmethod
+    def part_numbers(self, job_id: str) -> set[int]: ...
+
+    @abstractmethod
+    def delete_parts(self, job_id: str) -> None: ...
 
     @abstractmethod
     def sweep(self, job_exists: Callable[[str], bool], min_age: float = 60.0) -> int:
@@ -127,7 +153,9 @@ class FileStorage(Storage):
         return self.root / kind / file_name(job_id, fmt)
 
     def write(self, kind: str, job_id: str, fmt: str, data: bytes) -> None:
-        path = self._path(kind, job_id, fmt)
+        self._write(self._path(kind, job_id, fmt), kind, data)
+
+    def _write(self, path: Path, kind: str, data: bytes) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,9 +199,33 @@ class FileStorage(Storage):
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete {kind} of job {job_id}: {exc.strerror or exc}") from None
 
+    def write_part(self, job_id: str, index: int, data: bytes) -> None:
+        self._write(self.root / PARTS / part_name(job_id, index), PARTS, data)
+
+    def read_part(self, job_id: str, index: int) -> bytes:
+        try:
+            return (self.root / PARTS / part_name(job_id, index)).read_bytes()
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read part {index} of job {job_id}: {exc.strerror or exc}") from None
+
+    def part_numbers(self, job_id: str) -> set[int]:
+        prefix = part_name(job_id, 0).removesuffix("0.part")
+        try:
+            names = [p.name for p in (self.root / PARTS).glob(f"{prefix}*.part")]
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list the parts of job {job_id}: {exc.strerror or exc}") from None
+        return {int(m.group(2)) for m in map(PART_NAME.match, names) if m}
+
+    def delete_parts(self, job_id: str) -> None:
+        for index in self.part_numbers(job_id):
+            try:
+                (self.root / PARTS / part_name(job_id, index)).unlink(missing_ok=True)
+            except OSError as exc:
+                raise StorageUnavailable(f"cannot delete part {index} of job {job_id}: {exc.strerror or exc}") from None
+
     def sweep(self, job_exists: Callable[[str], bool], min_age: float = 60.0) -> int:
         removed, cutoff = 0, time.time() - min_age
-        for kind in KINDS:
+        for kind in (*KINDS, PARTS):
             folder = self.root / kind
             if not folder.is_dir():
                 continue
@@ -192,6 +244,25 @@ class FileStorage(Storage):
                     raise StorageUnavailable(f"{self.root / kind} is not writable")
         except OSError as exc:
             raise StorageUnavailable(f"cannot create {self.root}: {exc.strerror or exc}") from None
+
+
+class JobParts:
+    """One job's parts, as ``model.frames`` keeps them (its ``Parts``)."""
+
+    def __init__(self, storage: Storage, job_id: str):
+        self.storage, self.job_id = storage, job_id
+
+    def done(self) -> set[int]:
+        return self.storage.part_numbers(self.job_id)
+
+    def write(self, index: int, data: bytes) -> None:
+        self.storage.write_part(self.job_id, index, data)
+
+    def read(self, index: int) -> bytes:
+        return self.storage.read_part(self.job_id, index)
+
+    def clear(self) -> None:
+        self.storage.delete_parts(self.job_id)
 
 
 def open_storage(settings: Settings) -> Storage:

@@ -3,7 +3,8 @@
 - ``JobOptions``: what a client may ask for (the API's form parses straight into it, and it is
   ``JobOut.options`` in the OpenAPI document).
 - ``resolve_options()``: decides every default once, at submission (model, scale, strength, output
-  size, format, quality). The resolved options are stored with the job, read back typed by the worker
+  size, format, quality); ``resolve_clip_options()`` the same for a video or animation, whose limits
+  it checks too. The resolved options are stored with the job, read back typed by the worker
   and handed to the engine (``Upscaler.run``) as they are.
 - ``output_size()``: the one output-size rule, used by the API, the CLI and the engine.
 - ``resolve_model()``: the one default-model rule (settings, else the manifests' registry).
@@ -20,6 +21,7 @@ from .artifacts import Manifest, find_model
 from .errors import ESRGANError, InvalidOption
 from .imageio import DEFAULT_QUALITY, ImageInfo, check_output_size, default_output_format, output_format
 from .settings import Settings
+from .video import ClipInfo, check_clip_limits, clip_output_format, even_size, is_video_format
 
 SCALES = (2, 3, 4)
 
@@ -41,7 +43,8 @@ class JobOptions(BaseModel):
                                    description="Smooth (0) to sharp (1), for interpolated models")
     ensemble: bool = Field(False, description="Self-ensemble: average the results for the 8 flips/rotations "
                                               "of the input (a little more faithful, 8x the time)")
-    format: str | None = Field(None, max_length=8, description="png, jpg, webp or tiff; default: the input's")
+    format: str | None = Field(None, max_length=8, description="png, jpg, webp or tiff; for videos and "
+                               "animations mp4, webm, mkv, mov, gif, webp or png (APNG); default: the input's")
     quality: int | None = Field(None, ge=1, le=100, description=f"JPEG/WebP quality (default {DEFAULT_QUALITY})")
     callback_url: str | None = Field(None, max_length=2048, description="Service only: URL that gets the job's "
                                      "JSON, signed, when it finishes (webhook)")
@@ -78,8 +81,6 @@ def resolve_options(options: JobOptions, manifest: Manifest, info: ImageInfo,
                     max_output_pixels: int | None) -> JobOptions:
     """``options`` with every default decided for this model and input; ESRGANError (with a code) for
     anything unusable."""
-    if options.strength is not None and manifest.interpolation is None:
-        raise InvalidOption(f"model {manifest.name!r} has no strength setting (it is not an interpolated model)")
     try:
         fmt = output_format(options.format) if options.format else default_output_format(info.format)
     except ESRGANError:
@@ -87,6 +88,24 @@ def resolve_options(options: JobOptions, manifest: Manifest, info: ImageInfo,
     width, height = output_size(info.width, info.height, manifest.scale, outscale=options.outscale,
                                 size=(options.width, options.height))
     check_output_size(width, height, max_output_pixels)
+    return _resolved(options, manifest, fmt, width, height)
+
+
+def resolve_clip_options(options: JobOptions, manifest: Manifest, clip: ClipInfo, settings: Settings) -> JobOptions:
+    """``resolve_options`` for a video or animation: the size applies to every frame (even sides for a
+    video codec), and the clip limits are checked here, from the header."""
+    fmt = clip_output_format(options.format, clip)
+    width, height = output_size(clip.width, clip.height, manifest.scale, outscale=options.outscale,
+                                size=(options.width, options.height))
+    if is_video_format(fmt):
+        width, height = even_size(width, height)
+    check_clip_limits(clip, width, height, settings)
+    return _resolved(options, manifest, fmt, width, height)
+
+
+def _resolved(options: JobOptions, manifest: Manifest, fmt: str, width: int, height: int) -> JobOptions:
+    if options.strength is not None and manifest.interpolation is None:
+        raise InvalidOption(f"model {manifest.name!r} has no strength setting (it is not an interpolated model)")
     strength = options.strength
     if strength is None and manifest.interpolation is not None:
         strength = manifest.interpolation.default_strength

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(16_000_000, ge=1, description="Largest accepted input, width*height")
     max_output_pixels: int = Field(128_000_000, ge=1, description="Largest output, width*height")
 
+    # Videos and animations (checked from the container's header, before any frame is decoded)
+    max_clip_frames: int = Field(10_000, ge=1, description="Most frames of one video or animation")
+    max_clip_seconds: float = Field(600, gt=0, description="Longest video or animation, seconds")
+    max_frame_input_pixels: int = Field(1920 * 1088, ge=1, description="Largest input frame, width*height")
+    max_frame_output_pixels: int = Field(7680 * 4352, ge=1, description="Largest output frame, width*height")
+    max_clip_output_pixels: int = Field(100_000_000_000, ge=1, description="Largest output of one clip: "
+                                        "frames x output width x height")
+    clip_chunk_frames: int = Field(16, ge=1, description="Frames per chunk: each chunk's result is kept in job "
+                                   "storage, so a retried job resumes at its first unfinished chunk")
+
     @property
     def model_dirs(self) -> tuple[Path, Path]:
         """Model folders in search order: the configured models, then the installed official ones."""

@@ -20,8 +20,8 @@ from jobs import webhooks
 from jobs.records import (CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused, job_json,
                           now_iso)
 from jobs.settings import get_settings
-from jobs.storage import GENERATED, UPLOADS, FileMissing, Storage, StorageError, open_storage
-from model.errors import Canceled, ESRGANError
+from jobs.storage import GENERATED, UPLOADS, FileMissing, JobParts, Storage, StorageError, open_storage
+from model.errors import Canceled, ESRGANError, ImageError
 from model.hardware import resolve_precision
 
 log = get_logger("esrgan.worker")
@@ -154,22 +154,18 @@ def process(job_id: str, worker: str) -> str:
         except redis.RedisError:
             return False
 
+    clip = bool(job.input.get("kind"))  # a video or animation
     try:
-        from model import imageio
-
         opts = job.options
         data = files.read(UPLOADS, job_id, job.input["format"])
-        decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
-        engine = upscaler(job.model, opts.strength)
-        result = engine.run(decoded.pixels, opts, progress=progress, cancel=cancel)
-        encoded = imageio.encode(result, opts.format, quality=opts.quality or imageio.DEFAULT_QUALITY,
-                                 icc_profile=decoded.icc_profile)
+        if clip:
+            encoded, output = _upscale_clip(job, data, progress, cancel)
+        else:
+            encoded, output = _upscale_image(job, data, progress, cancel)
         files.write(GENERATED, job_id, opts.format, encoded)
-        height, width = result.shape[:2]
-        output = {"width": width, "height": height, "format": opts.format, "bytes": len(encoded)}
         try:
             jobs.finish(job_id, SUCCEEDED, attempt, output=output, processing_seconds=time.monotonic() - started,
-                        precision=engine.precision)
+                        precision=upscaler(job.model, opts.strength).precision)
         except (JobGone, TransitionRefused):
             files.delete(GENERATED, job_id, opts.format)  # deleted or canceled meanwhile: keep no orphan
             return CANCELED
@@ -196,7 +192,49 @@ def process(job_id: str, worker: str) -> str:
     except Exception as exc:  # a bug: report it on the job, keep the worker serving
         log.exception("job %s failed", job_id)
         _fail(job_id, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
+    finally:
+        if clip:
+            _drop_parts(job_id)
     return FAILED
+
+
+def _upscale_image(job, data: bytes, progress, cancel) -> tuple[bytes, dict]:
+    from model import imageio
+
+    opts = job.options
+    decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
+    result = upscaler(job.model, opts.strength).run(decoded.pixels, opts, progress=progress, cancel=cancel)
+    encoded = imageio.encode(result, opts.format, quality=opts.quality or imageio.DEFAULT_QUALITY,
+                             icc_profile=decoded.icc_profile)
+    height, width = result.shape[:2]
+    return encoded, {"width": width, "height": height, "format": opts.format, "bytes": len(encoded)}
+
+
+def _upscale_clip(job, data: bytes, progress, cancel) -> tuple[bytes, dict]:
+    """Frames in chunks, each chunk's result kept in job storage: a retry resumes after the finished ones."""
+    from model import frames, video
+
+    clip = video.probe_clip(data)
+    if clip is None:
+        raise ImageError("the stored input is not a readable video or animation")
+    result = frames.upscale_clip(data, clip, upscaler(job.model, job.options.strength), job.options,
+                                 JobParts(storage(), job.id), chunk_frames=settings.clip_chunk_frames,
+                                 progress=progress, cancel=cancel)
+    if result.resumed_at:
+        log.warning("job %s resumed at frame %d of %d", job.id, result.resumed_at, result.frames)
+    return result.data, {"width": result.width, "height": result.height, "format": job.options.format,
+                         "bytes": len(result.data), "frames": result.frames, "resumed_at_frame": result.resumed_at}
+
+
+def _drop_parts(job_id: str) -> None:
+    """A clip's parts go once its job has ended (succeeded, failed, canceled, deleted); while another
+    attempt owns it, or after a worker died mid-clip, they stay for the retry."""
+    try:
+        job = store().get(job_id)
+        if job is None or job.finished:
+            JobParts(storage(), job_id).clear()
+    except (redis.RedisError, StorageError) as exc:
+        log.warning("job %s: parts not removed (the file sweep will): %s", job_id, exc)
 
 
 # --- heartbeat: lets /readyz know a worker is alive -----------------------------------------------
