@@ -85,6 +85,33 @@ def test_sweep_removes_objects_of_expired_jobs(stack, s3, monkeypatch):
     assert not [k for k in keys if expired["id"] in k] and len([k for k in keys if kept["id"] in k]) == 2
 
 
+def test_clip_parts_are_objects_kept_until_the_clip_is_joined(stack, s3, monkeypatch):
+    from jobs.records import JobStore
+    from jobs.settings import Settings
+    from jobs.storage import JobParts, open_storage
+    from tests.clipfactory import audio_packets, video_bytes, video_frames
+
+    for name, value in s3.env(STORAGE_URL).items():
+        monkeypatch.setenv(name, value)
+    storage = open_storage(Settings(_env_file=None, redis_url=stack.redis_url))
+    parts = JobParts(storage, "ab" * 16)
+    for index in (0, 1, 12):
+        parts.write(index, f"part {index}".encode())
+    assert parts.done() == {0, 1, 12} and parts.read(12) == b"part 12"
+    assert f"{PREFIX}/parts/{'ab' * 16}.12.part" in s3.keys(BUCKET)
+    # A job record that is gone (expired) takes its parts with it at the next sweep.
+    assert storage.sweep(JobStore(Settings(_env_file=None, redis_url=stack.redis_url)).exists, min_age=0) >= 3
+    assert parts.done() == set()
+
+    clip = video_bytes(10, 32, 24, audio=True)
+    job = stack.wait_for(stack.submit(clip, filename="c.mp4", scale=2)["id"])
+    assert job["status"] == "succeeded", job
+    data = stack.http.get(job["output"]["url"]).content
+    assert video_frames(data)["count"] == 10 and audio_packets(data) == audio_packets(clip)
+    keys = s3.keys(BUCKET)
+    assert f"{PREFIX}/generated/{job['id']}.mp4" in keys and not [k for k in keys if "/parts/" in k]
+
+
 def test_presigned_downloads_redirect_to_the_bucket(stack, s3, monkeypatch):
     from fastapi.testclient import TestClient
 

@@ -12,7 +12,7 @@ CHUNK = 4  # frames per part: a 24-frame clip is 6 parts
 LIMITS = dict(max_upload_bytes=2_000_000, max_clip_frames=60, max_clip_seconds=20,
               max_frame_input_pixels=200 * 200, max_frame_output_pixels=400 * 400,
               max_clip_output_pixels=3_000_000, clip_chunk_frames=CHUNK)
-TIMING = dict(job_time_limit=120, job_kill_grace=2, broker_visibility_timeout=1, broker_restore_interval=1,
+TIMING = dict(job_time_limit=15, job_kill_grace=2, broker_visibility_timeout=1, broker_restore_interval=1,
               worker_heartbeat_seconds=1, job_max_attempts=3)
 
 
