@@ -14,8 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model import imageio
-from model.cli import Job, destination
+from model.cli import Job, destination, probe
 from model.errors import ESRGANError, InvalidOption
 
 from .client import Client, JobFailed, ServiceError, Unavailable, Unauthorized
@@ -50,8 +49,8 @@ class Batch:
     def run_one(self, index: int) -> Path:
         job = self.jobs[index]
         data = job.source.read_bytes()
-        info = imageio.probe(data)  # the input's format decides the output's, as in local mode
-        target, fmt = destination(job, info.format, self.args.format)
+        info = probe(data)  # the input's format decides the output's, as in local mode (the service checks limits)
+        target, fmt = destination(job, info, self.args.format)
         with self.lock:
             if target in self.targets:  # e.g. a.png and a.jpg both becoming a.png
                 raise InvalidOption(f"{target} is already the output of {self.targets[target]}")

@@ -14,23 +14,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import imageio, official
+from . import imageio, official, video
 from .artifacts import Manifest, list_models
 from .errors import ESRGANError, InvalidOption, MissingExtra
 from .hardware import describe, resolve_precision
 from .settings import PRECISION_SETTINGS, Settings, get_settings
 
-# Inside folders only files named like images are taken (sidecar .xmp/.json files are common);
-# the format itself is always read from the bytes. Files named on the command line are always tried.
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+# Inside folders only files named like images, animations or videos are taken (sidecar .xmp/.json files
+# are common); the format itself is always read from the bytes. Files named on the command line are always tried.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", *video.CLIP_SUFFIXES}
+CLIP_FORMATS = sorted({*video.VIDEO_FORMATS, *video.ANIMATION_FORMATS, "apng"})
 
 
 def register(subparsers) -> None:
     up = subparsers.add_parser(
-        "upscale", help="upscale image files or folders",
-        description="Upscale images. Folders are searched recursively and their tree is mirrored into OUTPUT; "
-                    "a single input file with an OUTPUT ending in .png/.jpg/.webp/.tiff writes that file.")
-    up.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders")
+        "upscale", help="upscale images, animations and videos (files or folders)",
+        description="Upscale images, animations (GIF, APNG, WebP) and videos (MP4, MOV, MKV, WebM: every frame, "
+                    "audio kept). Folders are searched recursively and their tree is mirrored into OUTPUT; a single "
+                    "input file with an OUTPUT ending in .png/.jpg/.webp/.tiff/.gif/.mp4/.webm... writes that file.")
+    up.add_argument("inputs", nargs="+", metavar="INPUT", type=Path,
+                    help="image, animation or video files, or folders")
     up.add_argument("-o", "--output", required=True, type=Path, help="output folder (or file, for one input)")
     up.add_argument("--model", help="model name (see `esrgan models`); default: the default model of --scale")
     up.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the default model of this scale (default 4)")
@@ -44,8 +47,10 @@ def register(subparsers) -> None:
                          "AMX/AVX512-BF16, float16 on GPUs, else float32)")
     up.add_argument("--ensemble", action="store_true",
                     help="self-ensemble: average the outputs for 8 flips/rotations (~+0.1 dB, 8x the time)")
-    up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
-                    help="output format (default: the input's; BMP becomes PNG)")
+    up.add_argument("--format", choices=sorted({*imageio.FORMATS, *imageio.ALIASES, *CLIP_FORMATS}),
+                    help="output format (default: the input's; BMP becomes PNG); an animation may become "
+                         "another animation or a video (gif, webp, png/apng, mp4, webm, mkv, mov), a video "
+                         "another video container")
     up.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
     _models_dir_option(up)
     remote = up.add_argument_group("on a service", "Upscale with an ESRGAN service instead of on this machine "
@@ -125,22 +130,38 @@ def _check_options(args) -> None:
         raise InvalidOption("--tile must be >= 0 (0 = one pass)")
 
 
-def destination(job: Job, input_format: str, format_option: str | None) -> tuple[Path, str]:
+def probe(data: bytes, max_pixels: int | None = None) -> imageio.ImageInfo | video.ClipInfo:
+    """A video's or animation's info, else a still image's (header only)."""
+    return video.probe_clip(data) or imageio.probe(data, max_pixels=max_pixels)
+
+
+def destination(job: Job, info: imageio.ImageInfo | video.ClipInfo, format_option: str | None) -> tuple[Path, str]:
     """Where the result goes and in which format: the input's format unless --format says otherwise,
     the file name kept (its suffix too when it already names that format, e.g. .jpeg)."""
+    clip = isinstance(info, video.ClipInfo)
     if job.exact:
-        return job.target, imageio.format_of_path(job.target)
-    fmt = imageio.output_format(format_option) if format_option else imageio.default_output_format(input_format)
+        suffix = job.target.suffix or "(no extension)"
+        return job.target, video.clip_output_format(suffix, info) if clip else imageio.format_of_path(job.target)
+    if clip:
+        fmt = video.clip_output_format(format_option, info)
+    else:
+        fmt = imageio.output_format(format_option) if format_option else imageio.default_output_format(info.format)
     suffix = job.target.suffix.lower()
-    keep = imageio.ALIASES.get(suffix[1:], suffix[1:]) == fmt
-    return (job.target if keep else job.target.with_suffix(imageio.FORMATS[fmt][2])), fmt
+    keep = imageio.ALIASES.get(suffix[1:], suffix[1:]) == fmt or video.CLIP_SUFFIXES.get(suffix) == fmt
+    return (job.target if keep else job.target.with_suffix(f".{fmt}")), fmt
 
 
 def upscale_one(job: Job, upscaler, args, settings: Settings, written: dict[Path, Path], progress=None) -> Path:
-    decoded = imageio.decode(job.source.read_bytes(), max_pixels=settings.max_input_pixels)
-    target, fmt = destination(job, decoded.info.format, args.format)
+    data = job.source.read_bytes()
+    info = probe(data, settings.max_input_pixels)
+    target, fmt = destination(job, info, args.format)
     if target in written:  # e.g. a.png and a.jpg both becoming a.png
         raise InvalidOption(f"{target} is already the output of {written[target]}")
+    if isinstance(info, video.ClipInfo):
+        _upscale_clip(data, info, target, fmt, upscaler, args, settings, progress)
+        written[target] = job.source
+        return target
+    decoded = imageio.decode(data, max_pixels=settings.max_input_pixels)
     size = (args.width, args.height) if args.width or args.height else None
     width, height = upscaler.output_size(decoded.info.width, decoded.info.height, outscale=args.outscale, size=size)
     imageio.check_output_size(width, height, settings.max_output_pixels)
@@ -149,6 +170,21 @@ def upscale_one(job: Job, upscaler, args, settings: Settings, written: dict[Path
     imageio.write_image(target, pixels, fmt, quality=args.quality, icc_profile=decoded.icc_profile)
     written[target] = job.source
     return target
+
+
+def _upscale_clip(data: bytes, clip: video.ClipInfo, target: Path, fmt: str, upscaler, args, settings: Settings,
+                  progress) -> None:
+    """Every frame through the engine in chunks (kept in memory here: nothing to resume), then one file."""
+    from .frames import MemoryParts, upscale_clip
+    from .options import JobOptions, resolve_clip_options
+
+    options = resolve_clip_options(JobOptions(outscale=args.outscale, width=args.width, height=args.height,
+                                              tile=args.tile, strength=args.strength, ensemble=args.ensemble,
+                                              format=fmt, quality=args.quality), upscaler.manifest, clip, settings)
+    result = upscale_clip(data, clip, upscaler, options, MemoryParts(), chunk_frames=settings.clip_chunk_frames,
+                          progress=progress)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(result.data)
 
 
 def _tile_bar(bar: tqdm):
@@ -172,7 +208,8 @@ def cmd_upscale(args) -> int:
     if args.jobs < 1:
         raise InvalidOption("--jobs must be at least 1")
     if args.format and args.output.suffix and len(args.inputs) == 1 and args.inputs[0].is_file():
-        if imageio.format_of_path(args.output) != imageio.output_format(args.format):
+        named = video.CLIP_SUFFIXES.get(args.output.suffix.lower()) or imageio.format_of_path(args.output)
+        if named != {"apng": "png"}.get(args.format, imageio.ALIASES.get(args.format, args.format)):
             raise InvalidOption(f"--format {args.format} does not match the output name {args.output.name}")
     settings = _settings(args)
     jobs, failures = plan(args.inputs, args.output)

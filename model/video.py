@@ -35,6 +35,9 @@ CLIP_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "mkv", ".w
 # Video codec per container; browsers play H.264 in MP4 and VP9 in WebM
 _CODECS = {"mp4": "libx264", "mov": "libx264", "mkv": "libx264", "webm": "libvpx-vp9"}
 _MUXERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm"}
+# Audio codecs each container takes (the audio is copied, never re-encoded); Matroska takes any
+_AUDIO = {"mp4": {"aac", "mp3", "opus", "flac", "ac3", "eac3", "alac"}, "webm": {"opus", "vorbis"},
+          "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"}}
 PART_MUXER = "nut"  # keeps every stream's time base exactly, writes no edit lists
 ANIMATION_TIME_BASE = Fraction(1, 1000)  # Pillow's frame durations are milliseconds
 
@@ -53,6 +56,7 @@ class ClipInfo:
     duration: float  # seconds
     fps: float
     has_audio: bool = False
+    audio_codec: str | None = None
     has_alpha: bool = False
     exact_frames: bool = True  # the header states the frame count (MP4/MOV, animations), not an estimate
 
@@ -160,8 +164,9 @@ def _probe_video(data: bytes, fmt: str) -> ClipInfo:
         else:
             seconds = (container.duration or 0) / 1_000_000
         frames = stream.frames or max(1, round(seconds * float(rate)))
-        return ClipInfo("video", fmt, ctx.width, ctx.height, frames, seconds, float(rate),
-                        has_audio=bool(container.streams.audio), exact_frames=bool(stream.frames))
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        return ClipInfo("video", fmt, ctx.width, ctx.height, frames, seconds, float(rate), has_audio=audio is not None,
+                        audio_codec=audio, exact_frames=bool(stream.frames))
 
 
 def check_clip_limits(clip: ClipInfo, out_width: int, out_height: int, settings: Settings) -> None:
@@ -192,6 +197,9 @@ def clip_output_format(name: str | None, clip: ClipInfo) -> str:
     allowed = VIDEO_FORMATS if clip.kind == "video" else {**ANIMATION_FORMATS, **VIDEO_FORMATS}
     if key not in allowed:
         raise InvalidOption(f"a {clip.kind} can be written as {', '.join(allowed)}, not {name!r}")
+    if clip.audio_codec and clip.audio_codec not in _AUDIO.get(key, {clip.audio_codec}):
+        raise InvalidOption(f"the clip's {clip.audio_codec} audio cannot go into {key.upper()} (audio is copied, "
+                            f"not re-encoded); choose mkv{' or mp4' if clip.audio_codec in _AUDIO['mp4'] else ''}")
     return key
 
 
@@ -227,9 +235,7 @@ class ClipReader:
         """The input's first audio stream, packet by packet (for ``join_parts``)."""
         with _open_video(self.data, self.clip.format) as container:
             if container.streams.audio:
-                for packet in container.demux(container.streams.audio[0]):
-                    if packet.size:
-                        yield packet
+                yield from container.demux(container.streams.audio[0])
 
     def _animation(self) -> Iterator[Frame]:
         img = Image.open(io.BytesIO(self.data))
@@ -367,37 +373,29 @@ def _join_video(parts: Iterable[bytes], reader: ClipReader, fmt: str) -> bytes:
             video.time_base = reader.meta.time_base
             if reader.meta.rotation:
                 video.set_display_rotation(reader.meta.rotation)
-            streams = [_packets(c, c.streams.video[0], video) for c in containers]
-            audio_in = reader.audio_packets() if reader.clip.kind == "video" and reader.clip.has_audio else None
-            if audio_in is not None:
+            video_packets = (p for c in containers for p in _packets(c.demux(c.streams.video[0]), video))
+            audio_packets: Iterator = iter(())
+            if reader.clip.has_audio:
                 with _open_video(reader.data, reader.clip.format) as source:
                     audio = out.add_stream_from_template(source.streams.audio[0])
                     audio.time_base = source.streams.audio[0].time_base
-                streams.append(_retarget(audio_in, audio))
-            video_packets = (p for s in streams[:len(containers)] for p in s)
-            merged = heapq.merge(video_packets, *streams[len(containers):], key=_packet_time)
-            try:
-                for packet in merged:
-                    out.mux(packet)
-            except av.FFmpegError as exc:
-                raise UnsupportedFormat(f"cannot write this clip's streams as {fmt.upper()}: {exc}") from None
+                audio_packets = _packets(reader.audio_packets(), audio)
+            for packet in heapq.merge(video_packets, audio_packets, key=_packet_time):  # interleaved by time
+                out.mux(packet)
+    except (av.FFmpegError, ValueError) as exc:
+        raise UnsupportedFormat(f"cannot write this clip's streams as {fmt.upper()}: {exc}") from None
     finally:
         for c in containers:
             c.close()
     return buf.getvalue()
 
 
-def _packets(container, stream, target) -> Iterator:
-    for packet in container.demux(stream):
+def _packets(packets: Iterable, target) -> Iterator:
+    """Demuxed packets with data, addressed to ``target`` (a stream of the output)."""
+    for packet in packets:
         if packet.size:
             packet.stream = target
             yield packet
-
-
-def _retarget(packets: Iterator, target) -> Iterator:
-    for packet in packets:
-        packet.stream = target
-        yield packet
 
 
 def _packet_time(packet) -> float:

@@ -133,3 +133,34 @@ def test_self_ensemble_option_matches_the_engine(tmp_path, models_dir):
     got = imageio.read_image(tmp_path / "ens.png").pixels.astype(int)
     want = Upscaler.from_artifact(models_dir / "tiny-x4").upscale(img, ensemble=True).astype(int)
     assert got.shape == (48, 56, 3) and np.abs(got - want).max() <= 1
+
+
+def test_videos_and_animations_with_images_in_a_folder_and_one_clip_by_name(tmp_path, models_dir):
+    from tests.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    clip = video_bytes(6, 16, 12, rate=6, audio=True, rotation=90)
+    (src / "clip.mp4").write_bytes(clip)
+    (src / "sub" / "anim.gif").write_bytes(animation_bytes(3, 10, 8, durations=[70, 80, 90], loop=2))
+    imageio.write_image(src / "photo.png", pattern(8, 6))
+
+    run = esrgan("upscale", src, "-o", out, "--models-dir", models_dir, "--scale", "2")
+    assert run.returncode == 0, run.stderr
+    assert "upscaled 3 of 3 image(s)" in run.stdout
+    seen = video_frames((out / "clip.mp4").read_bytes())
+    assert seen["count"] == 6 and seen["sizes"] == {(32, 24)} and seen["rotation"] == 90
+    assert audio_packets((out / "clip.mp4").read_bytes()) == audio_packets(clip)
+    anim = animation_frames((out / "sub" / "anim.gif").read_bytes())
+    assert anim["size"] == (20, 16) and anim["durations"] == [70, 80, 90] and anim["loop"] == 2
+    assert imageio.read_image(out / "photo.png").pixels.shape == (16, 12, 3)
+
+    one = esrgan("upscale", src / "clip.mp4", "-o", tmp_path / "clip_x2.mkv", "--models-dir", models_dir,
+                 "--scale", "2")
+    assert one.returncode == 0, one.stderr
+    assert video_frames((tmp_path / "clip_x2.mkv").read_bytes())["count"] == 6
+    assert audio_packets((tmp_path / "clip_x2.mkv").read_bytes()) == audio_packets(clip)
+    for name, message in (("clip.gif", "a video can be written as mp4"),
+                          ("clip.webm", "the clip's aac audio cannot go into WEBM")):
+        refused = esrgan("upscale", src / "clip.mp4", "-o", tmp_path / name, "--models-dir", models_dir)
+        assert refused.returncode == 1 and message in refused.stderr and not (tmp_path / name).exists()

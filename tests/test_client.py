@@ -244,3 +244,25 @@ def test_local_upscale_without_tensorflow_says_what_to_install(tmp_path):
     assert run.stderr.strip().splitlines() == [
         "esrgan: error: upscaling on this machine needs TensorFlow: pip install 'esrgan-service[ml]' "
         "(or use a service: --server URL / ESRGAN_SERVER)"]
+
+
+def test_upscale_server_takes_videos_and_animations_with_images(stack, tmp_path):
+    from tests.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
+
+    src, out = tmp_path / "mixed", tmp_path / "out"
+    (src / "clips").mkdir(parents=True)
+    clip = video_bytes(6, 16, 12, rate=6, audio=True)
+    (src / "clips" / "clip.mp4").write_bytes(clip)
+    (src / "anim.gif").write_bytes(animation_bytes(3, 10, 8, durations=[70, 80, 90]))
+    (src / "a.png").write_bytes(png_bytes(8, 8, seed=4))
+
+    run = esrgan_base("upscale", src, "-o", out, "--server", stack.base_url, "--scale", "2")
+
+    assert run.returncode == 0, run.stderr
+    assert f"upscaled 3 of 3 image(s) with tiny-x2 (x2) on {stack.base_url}" in run.stdout
+    seen = video_frames((out / "clips" / "clip.mp4").read_bytes())
+    assert seen["count"] == 6 and seen["sizes"] == {(32, 24)} and seen["times"] == video_frames(clip)["times"]
+    assert audio_packets((out / "clips" / "clip.mp4").read_bytes()) == audio_packets(clip)
+    anim = animation_frames((out / "anim.gif").read_bytes())
+    assert anim["size"] == (20, 16) and anim["durations"] == [70, 80, 90]
+    assert size_of((out / "a.png").read_bytes()) == (16, 16)

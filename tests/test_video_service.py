@@ -112,6 +112,14 @@ def test_output_pixels_per_frame_limit(stack):
     assert r.status_code == 422 and "per frame" in r.json()["error"]["message"], r.text
 
 
+def test_formats_that_cannot_hold_the_clip_are_refused_at_submission(stack):
+    mp4 = video_bytes(4, 16, 16, audio=True)
+    for fmt, words in (("webm", "aac audio cannot go into WEBM"), ("gif", "a video can be written as")):
+        r = stack.http.post("/v1/jobs", files={"image": ("c.mp4", mp4)}, data={"format": fmt})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_option", r.text
+        assert words in r.json()["error"]["message"]
+
+
 def test_corrupt_clips_fail_clearly_and_leave_nothing(stack):
     clip = video_bytes(24, 32, 24, audio=False)
     r = stack.http.post("/v1/jobs", files={"image": ("bad.mp4", clip[:200])})  # header cut off
