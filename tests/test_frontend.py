@@ -389,3 +389,40 @@ def test_many_files_cancel_all(page, stack, tmp_path):
     ids = page.locator("#batch-list li").evaluate_all("lis => lis.map(li => li.dataset.jobId)")
     assert [stack.job(i)["status"] for i in ids] == ["canceled", "canceled"]
     assert page.is_hidden("#batch-download") and page.is_hidden("#batch-cancel")
+
+
+def test_a_video_plays_in_the_page_and_a_gif_animates_in_the_comparison(page, stack, tmp_path, shots):
+    from tests.clipfactory import animation_bytes, video_bytes
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(video_bytes(12, 32, 24, rate=12, audio=True))
+    page.goto("/")
+    page.wait_for_function("!document.querySelector('#model').disabled")
+    choose_file(page, clip)
+    page.get_by_label("Scale", exact=True).select_option("2")
+    page.get_by_label("Output format").select_option("png")  # an image format: the video stays a video
+    page.get_by_role("button", name="Enhance").click()
+
+    assert wait_status(page, "succeeded", "failed") == "succeeded", page.inner_text("#job")
+    assert "12 frames" in page.locator("#job .meta").text_content()
+    assert page.is_visible("#job video") and not page.is_visible(".compare-frame")
+    # The browser decodes the H.264 result and plays it: its size, its length, time moving on.
+    page.wait_for_function("document.querySelector('#job video').readyState >= 2", timeout=30_000)
+    assert page.eval_on_selector("#job video", "v => [v.videoWidth, v.videoHeight]") == [64, 48]
+    assert abs(page.eval_on_selector("#job video", "v => v.duration") - 1.0) < 0.1
+    page.eval_on_selector("#job video", "v => v.play()")
+    page.wait_for_function("document.querySelector('#job video').currentTime > 0.2", timeout=30_000)
+    shots(page, "video-playing", full_page=True)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=re.compile("^Download MP4")).click()
+    assert download_info.value.suggested_filename == "clip_x2.mp4"
+
+    gif = tmp_path / "anim.gif"
+    gif.write_bytes(animation_bytes(4, 20, 16, durations=[100] * 4))
+    page.goto("/")
+    choose_file(page, gif)
+    page.get_by_label("Scale", exact=True).select_option("2")
+    page.get_by_role("button", name="Enhance").click()
+    assert wait_status(page, "succeeded", "failed") == "succeeded", page.inner_text("#job")
+    assert image_loaded(page, ".compare-after") == (40, 32)
+    assert "Output40 × 32 · GIF · 4 frames" in page.locator("#job .meta").text_content()

@@ -20,6 +20,13 @@
 
   const $ = (selector, root = document) => root.querySelector(selector);
 
+  // Results the page plays in a <video>; animations (GIF, APNG, WebP) play in the <img> comparison.
+  const VIDEO_FORMATS = new Set(["mp4", "webm", "mov", "mkv"]);
+  const CLIP_OUTPUTS = new Set([...VIDEO_FORMATS, "gif"]);
+  // Videos and GIFs: an image format chosen on the form does not apply to them (they keep their kind).
+  const isClipFile = (file) => file.type.startsWith("video/") || file.type === "image/gif"
+    || /\.(mp4|m4v|mov|mkv|webm|gif)$/i.test(file.name);
+
   // --- API ------------------------------------------------------------------------------------------
 
   class ApiError extends Error {
@@ -125,9 +132,12 @@
   }
 
   const formatImage = (image) => image
-    ? [`${image.width} × ${image.height}`, (image.format || "").toUpperCase(), formatBytes(image.bytes)]
-      .filter(Boolean).join(" · ")
+    ? [`${image.width} × ${image.height}`, (image.format || "").toUpperCase(),
+      image.frames ? `${image.frames} frames` : "", formatBytes(image.bytes)].filter(Boolean).join(" · ")
     : "";
+
+  // What a job's progress counts: frames for videos and animations, tiles for images.
+  const unitOf = (job) => (job.input && job.input.kind ? "frames" : "tiles");
 
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
@@ -239,6 +249,9 @@
       <figcaption class="hint">Drag across the image or use the arrow keys to compare the original
         (scaled up by the browser) with the enhanced image.</figcaption>
     </figure>
+    <figure class="player" data-ref="player" hidden>
+      <video data-ref="video" controls muted loop playsinline preload="auto" aria-label="Enhanced video"></video>
+    </figure>
     <div class="actions">
       <a class="btn btn-primary" data-ref="download" hidden download>Download</a>
       <button type="button" class="btn" data-ref="cancel" hidden>Cancel job</button>
@@ -325,7 +338,7 @@
       const progress = job.progress || {};
       if (job.status === "running" && progress.total) {
         ref.progress.value = progress.fraction ?? progress.done / progress.total;
-        ref["progress-label"].textContent = `Enhancing… ${progress.done} of ${progress.total} tiles`;
+        ref["progress-label"].textContent = `Enhancing… ${progress.done} of ${progress.total} ${unitOf(job)}`;
       } else {
         ref.progress.removeAttribute("value");
         ref["progress-label"].textContent = job.status === "running" ? "Enhancing…" : "Waiting in queue…";
@@ -337,7 +350,9 @@
       if (job.status === "canceled") ref.notice.textContent = "This job was canceled.";
 
       const succeeded = job.status === "succeeded" && job.output;
-      ref.compare.hidden = !succeeded;
+      const playable = succeeded && VIDEO_FORMATS.has(job.output.format);
+      ref.compare.hidden = !succeeded || playable;
+      ref.player.hidden = !playable;
       ref.download.hidden = !succeeded;
       if (succeeded) this.showComparison(job);
       ref.cancel.hidden = done;
@@ -352,14 +367,18 @@
       const key = `${job.id}:${job.output.url}`;
       if (this.lastKey === key) return; // do not reload the images on every render
       this.lastKey = key;
+      ref.download.href = job.output.url;
+      ref.download.textContent = `Download ${(job.output.format || "").toUpperCase()} (${formatBytes(job.output.bytes)})`;
+      if (VIDEO_FORMATS.has(job.output.format)) { // a video plays; there is no still to compare
+        ref.video.src = job.output.url;
+        return;
+      }
       ref.frame.style.setProperty("--ar", `${job.output.width} / ${job.output.height}`);
       ref.frame.style.setProperty("--ar-num", String(job.output.width / job.output.height));
       ref.before.src = job.input.url;
       ref.after.src = job.output.url;
       ref.after.width = job.output.width;
       ref.after.height = job.output.height;
-      ref.download.href = job.output.url;
-      ref.download.textContent = `Download ${(job.output.format || "").toUpperCase()} (${formatBytes(job.output.bytes)})`;
     }
 
     showError(message) {
@@ -369,7 +388,7 @@
       this.ref.status.textContent = "Error";
       this.ref.error.textContent = message;
       this.ref.error.hidden = false;
-      for (const name of ["progress-row", "compare", "download", "cancel", "delete", "permalink", "notice"]) this.ref[name].hidden = true;
+      for (const name of ["progress-row", "compare", "player", "download", "cancel", "delete", "permalink", "notice"]) this.ref[name].hidden = true;
     }
 
     async cancel() {
@@ -454,7 +473,7 @@
     async upload(item, options) {
       if (item.stopped) return;
       const data = new FormData();
-      for (const [name, value] of options) data.append(name, value);
+      for (const [name, value] of clipOptions(item.file, options)) data.append(name, value);
       data.append("image", item.file, item.file.name);
       item.status = "uploading";
       this.render(item);
@@ -506,7 +525,7 @@
       else if (status === "running" && progress.total) ref.progress.value = progress.fraction;
       else ref.progress.removeAttribute("value");
       ref.detail.textContent = status === "uploading" ? `Uploading… ${Math.round((item.uploaded || 0) * 100)}%`
-        : status === "running" && progress.total ? `${progress.done} of ${progress.total} tiles`
+        : status === "running" && progress.total ? `${progress.done} of ${progress.total} ${unitOf(job)}`
         : status === "succeeded" && job.output ? formatImage(job.output)
         : item.message || "";
       ref.cancel.hidden = TERMINAL.has(status) || status === "error";
@@ -582,6 +601,11 @@
     }
   }
 
+  // The form's options for one file: a video or GIF keeps its kind unless a clip format was chosen.
+  function clipOptions(file, options) {
+    return options.filter(([name, value]) => !(name === "format" && isClipFile(file) && !CLIP_OUTPUTS.has(value)));
+  }
+
   // --- the upload page --------------------------------------------------------------------------------
 
   function setupUploadPage() {
@@ -628,6 +652,11 @@
       }
       $("#file-name").textContent = file.name;
       $("#file-info").textContent = formatBytes(file.size);
+      if (file.type.startsWith("video/")) { // no thumbnail for a video: its name and size say enough
+        thumb.removeAttribute("src");
+        thumb.classList.add("is-missing");
+        return;
+      }
       thumb.classList.remove("is-missing");
       thumb.onload = () => {
         $("#file-info").textContent = `${thumb.naturalWidth} × ${thumb.naturalHeight} · ${formatBytes(file.size)}`;
@@ -714,7 +743,7 @@
     strength.addEventListener("input", () => { $("#strength-value").textContent = Number(strength.value).toFixed(2); });
 
     function updateQuality() {
-      const lossy = ["jpg", "webp"].includes(formatSelect.value);
+      const lossy = ["jpg", "webp", "mp4", "webm"].includes(formatSelect.value);
       $("#quality-field").hidden = !lossy;
       quality.disabled = !lossy;
     }
@@ -744,6 +773,7 @@
         batchView.section.scrollIntoView({ behavior: "smooth", block: "start" });
         return;
       }
+      if (!clipOptions(fileInput.files[0], [["format", data.get("format")]]).length) data.delete("format");
       submit.disabled = true;
       progressRow.hidden = false;
       progressBar.value = 0;
