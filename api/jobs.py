@@ -50,7 +50,7 @@ def submit(ctx: Context, who: str, upload: UploadFile, options: JobOptions, idem
         if previous is not None:
             return previous
     # Header only, errors 413 / 415 / 422 (api/errors.py): a video or animation, else a still image
-    info: ImageInfo | ClipInfo | None = probe_clip(data)
+    info: ImageInfo | ClipInfo | None = probe_clip(data, max_frames=settings.max_clip_frames)
     if info is None:
         info = probe(data, max_pixels=settings.max_input_pixels)
     _, manifest = resolve_model(settings, options.model, options.scale)

@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--model", help="default: the default x2 model")
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", default="96x64", help="frame size WxH")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each measurement; the fastest counts")
     parser.add_argument("--no-service", action="store_true", help="skip the measurement through the service")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))

@@ -103,8 +103,9 @@ def sniff_clip(data: bytes) -> str | None:
     return None
 
 
-def probe_clip(data: bytes) -> ClipInfo | None:
-    """A clip's info from its header (None for a still image; ImageError for a broken clip)."""
+def probe_clip(data: bytes, max_frames: int | None = None) -> ClipInfo | None:
+    """A clip's info from its header (None for a still image; ImageError for a broken clip). An animation
+    over ``max_frames`` is not walked for its durations: the frame limit refuses it anyway."""
     kind = sniff_clip(data)
     if kind in VIDEO_FORMATS:
         return _probe_video(data, kind)
@@ -117,15 +118,15 @@ def probe_clip(data: bytes) -> ClipInfo | None:
                 raise ImageError("corrupt or truncated GIF (unreadable header)") from None
             return None  # the image path names what is wrong with a still PNG/WebP
         if kind == "gif" or frames > 1:
-            return _probe_animation(img, frames)
+            return _probe_animation(img, frames, walk=max_frames is None or frames <= max_frames)
     return None
 
 
-def _probe_animation(img: Image.Image, frames: int) -> ClipInfo:
+def _probe_animation(img: Image.Image, frames: int, walk: bool = True) -> ClipInfo:
     fmt = {"GIF": "gif", "PNG": "png", "WEBP": "webp"}[img.format]
     try:  # durations are in each frame's header (Pillow reports a WebP frame's once it is loaded)
         total = 0
-        for i in range(frames):
+        for i in range(frames if walk else 0):
             img.seek(i)
             if fmt == "webp":
                 img.load()

@@ -95,6 +95,7 @@ def test_webm_keeps_its_opus_audio(stack):
 
 @pytest.mark.parametrize("clip, status, words", [
     (video_bytes(70, 16, 16, rate=30, audio=False), 413, "frames"),  # over max_clip_frames, from the header
+    (animation_bytes(70, 8, 8, durations=[20] * 70), 413, "frames"),  # a GIF too
     (video_bytes(50, 16, 16, rate=2, audio=False), 413, "lasts"),  # 25 s, over max_clip_seconds
     (video_bytes(4, 208, 208, audio=False), 422, "per frame"),  # input pixels per frame
     (video_bytes(60, 64, 64, rate=30, audio=False), 413, "total"),  # x4: 60 x 256 x 256 output pixels
