@@ -259,7 +259,9 @@ class ClipReader:
                 if self.meta is None:
                     self.meta = ClipMeta(stream.time_base, rate=stream.average_rate, rotation=int(frame.rotation or 0),
                                          sample_aspect=stream.sample_aspect_ratio, color=_color_of(frame))
-                pixels = frame.to_ndarray(format="rgb24", src_colorspace=_sws_colorspace(frame.colorspace),
+                # At the header's size: a stream that changes size mid-way is scaled back to it
+                pixels = frame.to_ndarray(format="rgb24", width=self.clip.width, height=self.clip.height,
+                                          src_colorspace=_sws_colorspace(frame.colorspace),
                                           src_color_range=frame.color_range)
                 pts = frame.pts if frame.pts is not None else index
                 yield Frame(index, pixels, pts, int(frame.duration or 0))

@@ -3,7 +3,6 @@ readers that report what a player would see: frame sizes and times, rotation, th
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -103,7 +102,3 @@ def animation_frames(data: bytes) -> dict:
         durations.append(img.info.get("duration"))  # WebP: known once the frame is loaded
     return {"format": img.format, "count": img.n_frames, "size": img.size, "durations": durations,
             "loop": img.info.get("loop"), "frames": frames}
-
-
-def seconds(fraction: Fraction | None) -> float | None:
-    return None if fraction is None else float(fraction)

@@ -149,3 +149,28 @@ def test_output_formats_that_make_sense(models_dir):
         resolved(video_bytes(4, audio=False), models_dir, format="gif")
     with pytest.raises(InvalidOption):
         resolved(gif, models_dir, format="jpg")
+
+
+SEEDS = {"mp4": video_bytes(6, 16, 16, audio=True), "webm": video_bytes(4, 16, 16, fmt="webm", audio=False),
+         "mkv": video_bytes(4, 16, 16, fmt="mkv", audio=True), "gif": animation_bytes(4, 12, 10),
+         "apng": animation_bytes(4, 12, 10, fmt="PNG", alpha=True), "webp": animation_bytes(4, 12, 10, fmt="WEBP")}
+
+
+@pytest.mark.parametrize("kind", sorted(SEEDS))
+def test_cut_and_damaged_clips_are_read_or_refused_cleanly(kind):
+    """Truncated at 12 points and byte-flipped at 12 places: probe and frames either work or raise our
+    ImageError; nothing else escapes (FFmpeg's and Pillow's own errors are translated)."""
+    data, rng = SEEDS[kind], np.random.default_rng(len(kind))
+    damaged = [data[:int(len(data) * cut)] for cut in np.linspace(0.02, 0.98, 12)]
+    for at in rng.integers(0, len(data), 12):
+        flipped = bytearray(data)
+        flipped[at:at + 8] = rng.integers(0, 256, len(flipped[at:at + 8]), dtype=np.uint8).tobytes()
+        damaged.append(bytes(flipped))
+    for sample in damaged:
+        try:
+            clip = video.probe_clip(sample)
+            if clip is not None:
+                for frame in video.ClipReader(sample, clip).frames():
+                    assert frame.pixels.shape[:2] == (clip.height, clip.width)
+        except ImageError:
+            pass
