@@ -111,16 +111,17 @@ def rrdbnet(path: Path, *, blocks: int = 2, feat: int = 8, grow: int = 4, scale:
 
 
 def srvgg(path: Path, *, convs: int = 3, feat: int = 8, scale: int = 4, resize: float | None = None,
-          fp16: bool = False, seed: int = 0) -> Path:
-    """An SRVGGNetCompact; ``resize`` adds the bicubic tail of realesr-animevideov3-x2/x3."""
+          fp16: bool = False, shared_slope: bool = False, seed: int = 0) -> Path:
+    """An SRVGGNetCompact; ``resize`` adds the bicubic tail of realesr-animevideov3-x2/x3; ``shared_slope``
+    writes each PReLU with one slope for all channels, as some exporters do."""
     rng = np.random.default_rng(seed)
     g = NcnnWriter(fp16)
     x = g.input()
     y = x
     for i in range(convs + 1):
         w, b = _conv_weights(rng, feat, 3 if i == 0 else feat)
-        slopes = (0.25 + 0.05 * rng.standard_normal(feat)).astype("<f4")
-        y = g.add("PReLU", [g.conv(y, w, b)], f"0={feat}", slopes.tobytes())
+        slopes = (0.25 + 0.05 * rng.standard_normal(1 if shared_slope else feat)).astype("<f4")
+        y = g.add("PReLU", [g.conv(y, w, b)], f"0={slopes.size}", slopes.tobytes())
     w, b = _conv_weights(rng, 3 * scale * scale, feat, gain=0.3)
     y = g.add("PixelShuffle", [g.conv(y, w, b)], f"0={scale}")
     base = g.add("Interp", [x], f"0=1 1={scale:e} 2={scale:e}")

@@ -49,6 +49,7 @@ GRAPHS = {
     "rrdb-x2-unshuffle-fp16": (lambda p: nf.rrdbnet(p, scale=2, unshuffle=True, fp16=True), 2, "rrdbnet"),
     "srvgg-x4-fp16": (lambda p: nf.srvgg(p, fp16=True), 4, "srvgg"),
     "srvgg-x2": (lambda p: nf.srvgg(p, scale=2, convs=2), 2, "srvgg"),
+    "srvgg-x4-one-prelu-slope": (lambda p: nf.srvgg(p, shared_slope=True), 4, "srvgg"),
     "srvgg-x4-bicubic-to-x3": (lambda p: nf.srvgg(p, resize=0.75), 3, "srvgg"),
     "srvgg-x4-bicubic-to-x2-fp16": (lambda p: nf.srvgg(p, resize=0.5, fp16=True), 2, "srvgg"),
 }
