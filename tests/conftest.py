@@ -1,10 +1,13 @@
 """Shared fixtures: small random-weight artifacts made in the test session."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Official models install on first use into this folder: the tests' own, never the user's cache
+os.environ["ESRGAN_OFFICIAL_MODELS_DIR"] = tempfile.mkdtemp(prefix="esrgan-official-")
 
 TINY_RRDB = dict(num_block=2, num_feat=16, num_grow_ch=8)
 

@@ -106,6 +106,12 @@ def test_models_lists_name_scale_arch_params_metrics(tmp_path, models_dir):
 
     run = esrgan("models", "--models-dir", models_dir, "--json")
     rows = json.loads(run.stdout)
+    official = [r for r in rows if not r["installed"]]  # the official models, installable from their package
+    assert [(r["name"], r["scale"], r["installable"]) for r in official] == [
+        ("realesrgan-x4plus", 4, True), ("realesrgan-x4plus-anime", 4, True), ("realesr-animevideov3-x2", 2, True),
+        ("realesr-animevideov3-x3", 3, True), ("realesr-animevideov3-x4", 4, True)]
+    assert all(r["license"].startswith("BSD-3-Clause (Real-ESRGAN") for r in official)
+    rows = [r for r in rows if r["installed"]]
     assert [(r["name"], r["scale"], r["arch"], r["default"]) for r in rows] == [
         ("tiny-x2", 2, "rrdbnet", True), ("tiny-x4", 4, "rrdbnet", True)]
     assert [r["params"] for r in rows] == [read_manifest(models_dir / r["name"]).num_params for r in rows]

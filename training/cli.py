@@ -100,6 +100,8 @@ def _train(args) -> int:
         if not config.is_file():
             raise FileNotFoundError(f"{config}: no run to resume (give the run's --out)")
         saved = json.loads(config.read_text())
+    if given.get("teacher") and "stage" not in given:
+        given["stage"] = "distill"
     cfg = TrainConfig(**{**saved, **given})  # checks the options before TensorFlow loads
 
     from .train import train

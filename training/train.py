@@ -33,6 +33,10 @@ from .evaluate import evaluate, keras_upscale
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train (or continue) the run in ``cfg.out``; returns the exported artifact folder."""
+    if cfg.stage == "distill":
+        from .distill import distill
+
+        return distill(cfg, resume)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")

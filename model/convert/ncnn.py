@@ -206,7 +206,10 @@ def recognise(graph: Graph) -> Recognised:
     for prefix, layer in names:
         sources[prefix] = layer.name
         if layer.type == "PReLU":
-            state[f"{prefix}.weight"] = layer.weights["slope"]
+            slope = layer.weights["slope"]
+            channels = int(names[names.index((prefix, layer)) - 1][1].p(0))
+            # one shared slope (some exporters write num_slope=1) is that slope on every channel
+            state[f"{prefix}.weight"] = np.full(channels, slope[0], np.float32) if slope.size == 1 else slope
             continue
         o, k = int(layer.p(0)), int(layer.p(1))
         w = layer.weights["weight"]

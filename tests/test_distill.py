@@ -1,0 +1,101 @@
+"""Distillation: the teacher cache (deterministic, resumable, refuses another teacher), the x2 target, and a
+tiny student that learns a tiny teacher through ``esrgan train --teacher``."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.artifacts import read_manifest
+from model.engine import Upscaler
+from tests.conftest import make_artifact
+from training.config import TrainConfig
+from training.teacher import CacheConfig, TeacherCache, load_pair
+
+CFG = CacheConfig(lr_size=16, scale=4, seed=3, second_order_prob=0.5, edge=4)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("images")
+    for name, img in (("astronaut", data.astronaut()), ("chelsea", data.chelsea()), ("coffee", data.coffee())):
+        Image.fromarray(img[:160, :200]).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teacher")
+    make_artifact(root, "tiny-teacher", scale=4, seed=7)
+    return root / "tiny-teacher"
+
+
+def test_cache_is_deterministic_resumable_and_tied_to_its_teacher(tmp_path, images, teacher):
+    up = Upscaler.from_artifact(teacher, precision="float32")
+    cache = TeacherCache(tmp_path / "cache", CFG, images, "tiny-teacher")
+    assert cache.fill(up, 6, batch=4) == 6
+    files = cache.done()
+    assert len(files) == 6 and all(f.name.startswith(f"{i:06d}-") for i, f in enumerate(files))
+    pair = load_pair(files[2])
+    assert pair["lr"].shape == (16, 16, 3) and pair["teacher"].shape == pair["hr"].shape == (64, 64, 3)
+    # The cached target is what the engine's teacher makes of that LR crop (mirrored context, one pass).
+    alone = Upscaler.from_artifact(teacher, precision="float32", tile=0, edge_pad=CFG.edge).upscale(pair["lr"])
+    assert np.abs(alone.astype(int) - pair["teacher"]).max() <= 1
+
+    files[4].unlink()  # a fill killed before this pair was written
+    again = TeacherCache(tmp_path / "cache", CFG, images, "tiny-teacher")
+    assert again.fill(up, 6) == 1 and again.fill(up, 6) == 0
+    redo = TeacherCache(tmp_path / "redo", CFG, images, "tiny-teacher")
+    redo.fill(up, 6)
+    for a, b in zip(again.done(), redo.done()):  # the same key gives the same crop, degradation and target
+        assert a.name == b.name and all(np.array_equal(load_pair(a)[k], load_pair(b)[k]) for k in ("lr", "hr"))
+
+    with pytest.raises(ValueError, match="another teacher"):
+        TeacherCache(tmp_path / "cache", CFG, images, "other-teacher")
+
+
+def test_x2_student_target_is_the_x4_teacher_output_halved(tmp_path, images, teacher):
+    from training.distill import Pairs
+
+    up = Upscaler.from_artifact(teacher, precision="float32")
+    cache = TeacherCache(tmp_path / "cache", CFG, images, "tiny-teacher")
+    cache.fill(up, 2)
+    cfg = TrainConfig(stage="distill", teacher=str(teacher), data=str(images), scale=2, hr_crop=32, batch_size=2)
+    pairs = Pairs(cache, cfg)
+    raw = load_pair(cache.done()[0])
+    halved = pairs.loaded[cache.done()[0].name]
+    assert halved["teacher"].shape == (32, 32, 3)
+    assert np.array_equal(halved["teacher"], cv2.resize(raw["teacher"], (32, 32), interpolation=cv2.INTER_AREA))
+    lr, target, hr = pairs.batch()
+    assert lr.shape == (2, 16, 16, 3) and target.shape == hr.shape == (2, 32, 32, 3)
+
+
+def test_student_learns_the_teacher_from_the_command_line(tmp_path, images, teacher):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "esrgan", "train", str(images), "--teacher", str(teacher),
+            "--teacher-cache", str(tmp_path / "cache"), "--teacher-samples", "8", "--teacher-crop", "16", "--out", str(out),
+            "--name", "student", "--steps", "60", "--batch-size", "4", "--hr-crop", "32", "--num-block", "1",
+            "--num-feat", "16", "--num-grow-ch", "8", "--lr", "1e-3", "--log-every", "10",
+            "--checkpoint-every", "30", "--ema-decay", "0.5", "--no-progress"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [10, 20, 30, 40, 50, 60]
+    assert np.mean([r["l1"] for r in log[-2:]]) < 0.7 * np.mean([r["l1"] for r in log[:2]])
+    manifest = read_manifest(out / "student")
+    assert manifest.training["distill"]["teacher"] == str(teacher) and manifest.scale == 4
+    # The exported student is closer to the teacher than a fresh network of its shape.
+    pair = load_pair(sorted((tmp_path / "cache").glob("0*.npz"))[0])
+    student = Upscaler.from_artifact(out / "student", precision="float32").upscale(pair["lr"]).astype(float)
+    make_artifact(tmp_path, "fresh", scale=4, params={"num_block": 1, "num_feat": 16, "num_grow_ch": 8}, seed=5)
+    fresh = Upscaler.from_artifact(tmp_path / "fresh", precision="float32").upscale(pair["lr"]).astype(float)
+    assert np.abs(student - pair["teacher"]).mean() < 0.7 * np.abs(fresh - pair["teacher"]).mean()
+
+    bad = subprocess.run([*args[:5], "--teacher", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "esrgan train: error:" in bad.stderr and "Traceback" not in bad.stderr

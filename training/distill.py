@@ -1,0 +1,214 @@
+"""Distillation: a student learns a teacher model's output on the same degraded input (``esrgan train
+--teacher MODEL``). No adversary: the teacher's output is a clean, sharp, stable target.
+
+    teacher cache (training.teacher: LR crop -> teacher output, on disk, filled first, resumable)
+    -> random sub-crop + flip/rotation of a cached pair -> student -> L1 + random-conv perceptual loss
+       + high-frequency L1 (the difference from a Gaussian blur: what makes edges crisp and keeps the
+       teacher's texture, which plain L1 lets a small network average away) [+ ground-truth L1]
+    -> EMA weights -> artifact: the student is the sharp end (strength 1), the init artifact's
+       restoration end stays the smooth end (strength 0)
+
+An x2 student learns the teacher's x4 output area-downscaled by 2, from the same LR crops.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from model.archs import build_generator, dtype_policy, policy_name
+from model.artifacts import MANIFEST, assign_weights, find_model, model_weights, read_manifest, read_weights, save_artifact
+
+from . import losses
+from .config import TrainConfig
+from .teacher import CacheConfig, TeacherCache, load_pair
+
+
+def distill(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Fill the teacher cache to ``cfg.teacher_samples``, then train the student; returns the artifact."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    keras.utils.set_random_seed(cfg.seed)
+    cache = fill_cache(cfg)
+    student, init = build_student(cfg, out if resume else None)
+    step = _read_step(out) if resume else 0
+    train_loop(cfg, student, Pairs(cache, cfg), out, step)
+    return export(cfg, student, init, out)
+
+
+def _teacher_folder(name: str) -> Path:
+    from model.settings import get_settings
+
+    settings = get_settings()
+    if (Path(name) / MANIFEST).is_file():
+        return Path(name)
+    from model import official
+
+    official.ensure(settings, name)
+    return find_model(settings.model_dirs, name)[0]
+
+
+def fill_cache(cfg: TrainConfig) -> TeacherCache:
+    from model.engine import Upscaler
+    from model.hardware import auto_precision
+
+    teacher = _teacher_folder(cfg.teacher)
+    scale = read_manifest(teacher).scale
+    folder = cfg.teacher_cache or str(Path(cfg.out).parent / f"teacher-cache-{teacher.name}")
+    cache = TeacherCache(folder, CacheConfig(lr_size=cfg.teacher_crop, scale=scale, seed=cfg.seed,
+                                             second_order_prob=cfg.second_order_prob), cfg.data, teacher.name)
+    missing = sum(not cache.path(i).is_file() for i in range(cfg.teacher_samples))
+    if missing:
+        # The teacher's fastest compute type here, whatever its manifest pins for exactness.
+        up = Upscaler.from_artifact(teacher, precision=auto_precision())
+        with tqdm(total=missing, desc=f"teacher {teacher.name}", unit="crop", disable=not cfg.progress) as bar:
+            cache.fill(up, cfg.teacher_samples, progress=lambda done, total: bar.update(done - bar.n))
+    return cache
+
+
+def build_student(cfg: TrainConfig, resume_from: Path | None):
+    """The student (bf16/f16 compute per cfg.precision), from the run's last weights, the init artifact's
+    sharp end, or scratch. Returns it and the init artifact folder (for the smooth end of the export)."""
+    with dtype_policy(policy_name(cfg.precision)):
+        student = build_generator("rrdbnet", cfg.generator_params)
+    init = Path(cfg.init) if cfg.init else None
+    if resume_from is not None and (resume_from / "student.npz").is_file():
+        with np.load(resume_from / "student.npz") as data:
+            assign_weights(student, {k: data[k] for k in data.files}, source="student.npz")
+    elif init is not None:
+        manifest = read_manifest(init)
+        if manifest.arch != "rrdbnet" or manifest.params != cfg.generator_params:
+            raise ValueError(f"{init}: is {manifest.arch} {manifest.params}; this run builds rrdbnet "
+                             f"{cfg.generator_params}")
+        end = manifest.interpolation.psnr if cfg.init_end == "restoration" and manifest.interpolation else manifest.weights
+        assign_weights(student, read_weights(init, end), source=str(init))
+    return student, init
+
+
+class Pairs:
+    """Random batches of (lr, target[, hr]) sub-crops from the cached pairs (new ones are picked up as the
+    cache grows); every pair in memory as uint8."""
+
+    def __init__(self, cache: TeacherCache, cfg: TrainConfig):
+        self.cache, self.cfg, self.loaded = cache, cfg, {}
+        self.rng = np.random.default_rng(cfg.seed)
+        self.refresh()
+
+    def refresh(self) -> None:
+        for path in self.cache.done():
+            if path.name not in self.loaded:
+                pair = load_pair(path)
+                if self.cfg.scale != self.cache.cfg.scale:  # x2 student: the x4 teacher's output, halved
+                    f = self.cache.cfg.scale // self.cfg.scale
+                    for key in ("teacher", "hr"):
+                        h, w = pair[key].shape[:2]
+                        pair[key] = cv2.resize(pair[key], (w // f, h // f), interpolation=cv2.INTER_AREA)
+                self.loaded[path.name] = pair
+        self.names = sorted(self.loaded)
+        if not self.names:
+            raise ValueError(f"{self.cache.folder}: the teacher cache is empty")
+
+    def batch(self):
+        s, crop = self.cfg.scale, self.cfg.hr_crop // self.cfg.scale
+        lrs, targets, hrs = [], [], []
+        for k in self.rng.integers(len(self.names), size=self.cfg.batch_size):
+            pair = self.loaded[self.names[k]]
+            y, x = self.rng.integers(pair["lr"].shape[0] - crop + 1, size=2)
+            t, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
+            for src, out, f in ((pair["lr"], lrs, 1), (pair["teacher"], targets, s), (pair["hr"], hrs, s)):
+                patch = src[y * f:(y + crop) * f, x * f:(x + crop) * f]
+                out.append(np.rot90(patch[:, ::-1] if flip else patch, t))
+        return tuple(tf.constant(np.stack(a).astype(np.float32) / 255.0) for a in (lrs, targets, hrs))
+
+
+def high_pass(x, sigma: float = 1.0):
+    """What a Gaussian blur removes: edges and texture."""
+    return x - losses.gaussian_blur(x, sigma)
+
+
+def make_step(cfg: TrainConfig, student, optimizer):
+    extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight else None
+
+    @tf.function
+    def step(lr, target, hr):
+        with tf.GradientTape() as tape:
+            sr = tf.cast(student(lr, training=True), tf.float32)
+            l1 = tf.reduce_mean(tf.abs(sr - target))
+            hf = tf.reduce_mean(tf.abs(high_pass(sr) - high_pass(target)))
+            loss = l1 + cfg.hf_weight * hf
+            if extractor is not None:
+                loss += cfg.perceptual_weight * losses.feature_l1(extractor, sr, target)
+            if cfg.gt_weight:
+                loss += cfg.gt_weight * tf.reduce_mean(tf.abs(sr - hr))
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, student.trainable_variables)
+        optimizer.apply_gradients(zip(grads, student.trainable_variables))
+        return loss, l1, hf
+
+    return step
+
+
+def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=cfg.lr_min_ratio)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, use_ema=True,
+                                      ema_momentum=cfg.ema_decay)
+    if cfg.precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(student.trainable_variables)
+    optimizer.iterations.assign(start)  # the cosine schedule continues where the run stopped
+    step, log, t0 = make_step(cfg, student, optimizer), out / "log.jsonl", time.perf_counter()
+    with tqdm(total=cfg.steps, initial=start, desc="distill", unit="step", disable=not cfg.progress) as bar:
+        for s in range(start + 1, cfg.steps + 1):
+            loss, l1, hf = step(*pairs.batch())
+            bar.update()
+            if s % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{float(loss):.4f}", pairs=len(pairs.names))
+                with open(log, "a") as f:
+                    f.write(json.dumps({"step": s, "loss": float(loss), "l1": float(l1), "hf": float(hf),
+                                        "pairs": len(pairs.names), "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+            if s % cfg.checkpoint_every == 0 or s == cfg.steps:
+                pairs.refresh()
+                _save_student(out, student, optimizer, s)
+
+
+def _save_student(out: Path, student, optimizer, step: int) -> None:
+    """The raw weights (to resume) and the EMA weights (to export), then the step: in that order, so a kill
+    between them resumes from the older step with newer weights at worst."""
+    np.savez(out / "student.npz", **model_weights(student))
+    raw = [v.numpy() for v in student.trainable_variables]
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    inner.finalize_variable_values(student.trainable_variables)  # swaps the EMA values in
+    np.savez(out / "student_ema.npz", **model_weights(student))
+    for v, value in zip(student.trainable_variables, raw):
+        v.assign(value)
+    (out / "state.json").write_text(json.dumps({"step": step}) + "\n")
+
+
+def _read_step(out: Path) -> int:
+    path = out / "state.json"
+    return json.loads(path.read_text())["step"] if path.is_file() else 0
+
+
+def export(cfg: TrainConfig, student, init: Path | None, out: Path) -> Path:
+    """The artifact: the student's EMA weights as the sharp end; the init artifact's restoration end (if it
+    has one) as the smooth end, so ``strength`` still blends."""
+    with np.load(out / "student_ema.npz") as data:
+        weights = {k: data[k] for k in data.files}
+    psnr, strength = None, cfg.default_strength
+    if init is not None and (manifest := read_manifest(init)).interpolation is not None:
+        psnr = read_weights(init, manifest.interpolation.psnr)
+    folder = out / cfg.name
+    training = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
+    save_artifact(folder, weights, name=cfg.name, arch="rrdbnet", params=cfg.generator_params, scale=cfg.scale,
+                  psnr_weights=psnr, default_strength=strength, training={"distill": training},
+                  description=f"RRDBNet x{cfg.scale} ({cfg.num_block} blocks, {cfg.num_feat} features) distilled "
+                              f"from {Path(cfg.teacher).name}, {cfg.steps} steps")
+    return folder
