@@ -157,7 +157,7 @@ def _probe_video(data: bytes, fmt: str) -> ClipInfo:
     with _open_video(data, fmt) as container:
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        if not ctx.width or not ctx.height or ctx.name is None:
+        if ctx is None or not ctx.width or not ctx.height or ctx.name is None:
             raise ImageError(f"corrupt {fmt.upper()} clip: the video stream has no size or codec")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         if stream.duration and stream.time_base:
