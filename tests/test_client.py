@@ -77,8 +77,8 @@ def test_errors_are_typed_from_the_envelope(client):
         client.submit(b"not a picture at all", filename="notes.png")
     assert bad.value.status == 415 and "notes" not in bad.value.code and bad.value.message
     with pytest.raises(InvalidRequest) as invalid:
-        client.submit(png_bytes(8, 8), scale=3)
-    assert invalid.value.code == "invalid_option" and "scale must be 2 or 4" in invalid.value.message
+        client.submit(png_bytes(8, 8), scale=5)
+    assert invalid.value.code == "invalid_option" and "scale must be one of 2, 3, 4" in invalid.value.message
     with pytest.raises(InvalidRequest):
         client.submit(png_bytes(8, 8), model="no-such-model")
     job = client.submit(png_bytes(160, 120), tile=8)

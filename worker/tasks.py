@@ -74,6 +74,7 @@ class JobTask(Task):
         if isinstance(exc, TimeLimitExceeded) and args:
             _fail(args[0], None, "time_limit",
                   f"the job ran over the hard time limit ({settings.hard_time_limit} s) and was stopped")
+            _drop_parts(args[0])  # a clip's kept chunks: the job has ended
             _notify(args[0])
 
 
