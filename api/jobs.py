@@ -190,8 +190,9 @@ def input_file(ctx: Context, job: Job) -> Response:
     return file_response(ctx, UPLOADS, job, fmt, job.input.get("name") or f"input.{EXTENSIONS[fmt]}", inline=True)
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut, responses=ERRORS,
-             summary="Submit an image to enhance", dependencies=[Depends(single_valued)])
+# Unset fields are left out: an image's input and output have no frames (job_json sets what applies)
+@router.post("/jobs", status_code=202, response_model=JobOut, response_model_exclude_unset=True, responses=ERRORS,
+             summary="Submit an image, animation or video to enhance", dependencies=[Depends(single_valued)])
 def create_job(response: Response, options: JobForm,
                image: UploadFile = File(..., description="The image (PNG, JPEG, WebP, TIFF, BMP), animation (GIF, "
                                                            "APNG, WebP) or video (MP4, MOV, MKV, WebM)"),
@@ -204,7 +205,8 @@ def create_job(response: Response, options: JobForm,
     return job_json(job)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="A job's status")
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_unset=True, responses=ERRORS,
+            summary="A job's status")
 def get_job(job_id: str, ctx: Context = Depends(context), who: str = Depends(owner)):
     return job_json(find_job(ctx, who, job_id))
 
@@ -221,7 +223,8 @@ def get_input(job_id: str, ctx: Context = Depends(context), who: str = Depends(o
     return input_file(ctx, find_job(ctx, who, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=ERRORS, summary="Cancel a job")
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, response_model_exclude_unset=True, responses=ERRORS,
+             summary="Cancel a job")
 def cancel_job(job_id: str, ctx: Context = Depends(context), who: str = Depends(owner)):
     find_job(ctx, who, job_id)
     ctx.store.request_cancel(job_id)

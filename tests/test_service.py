@@ -288,7 +288,7 @@ def test_truncated_png_fails_its_job_instead_of_coming_out_black(stack):
     ({"model": "no-such-model"}, "unknown_model"),
     ({"model": "../tiny-x4"}, "unknown_model"),
     ({"model": "tiny-x4", "scale": "2"}, "unknown_model"),
-    ({"scale": "3"}, "invalid_option"),
+    ({"scale": "5"}, "invalid_option"),  # (3 is a scale since the x3 models; the tiny set has none: unknown_model)
     ({"outscale": "-1"}, "invalid_request"),
     ({"outscale": "abc"}, "invalid_request"),
     ({"outscale": "2", "width": "100"}, "invalid_option"),
