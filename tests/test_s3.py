@@ -8,8 +8,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from bench.harness import ServiceStack, png_bytes, wait_until
+from tests.helpers import assert_error
 from tests.s3_server import S3Server
-from tests.service_harness import ServiceStack, png_bytes, wait_until
 
 BUCKET, PREFIX = "esrgan-jobs", "jobs"
 STORAGE_URL = f"s3://{BUCKET}/{PREFIX}"
@@ -33,13 +34,6 @@ def stack(tmp_path_factory, models_dir, s3):
         s.start_api(data_dir=root / "api-data")
         s.start_worker("w1", data_dir=root / "w1-data")
         yield s
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert error["code"] == code, error
-    return error
 
 
 def local_image_files(stack) -> list:
