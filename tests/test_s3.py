@@ -67,7 +67,7 @@ def test_delete_removes_the_objects(stack, s3):
 def test_sweep_removes_objects_of_expired_jobs(stack, s3, monkeypatch):
     from jobs.records import JobStore
     from jobs.settings import Settings
-    from jobs.storage import open_storage
+    from jobs.backends import open_storage
 
     kept, expired = (stack.wait_for(stack.submit(png_bytes(16, 16, seed=s))["id"]) for s in (3, 4))
     stack.redis.delete(f"esrgan:job:{expired['id']}")  # what the retention TTL does

@@ -209,7 +209,7 @@ def test_job_over_its_time_limit_is_stopped_and_reported(stack):
 def test_files_of_expired_jobs_are_swept(stack):
     from jobs.records import JobStore
     from jobs.settings import Settings
-    from jobs.storage import open_storage
+    from jobs.backends import open_storage
 
     kept = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
     expired = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])

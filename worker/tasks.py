@@ -20,7 +20,8 @@ from jobs import webhooks
 from jobs.records import (CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused, job_json,
                           now_iso)
 from jobs.settings import get_settings
-from jobs.storage import GENERATED, UPLOADS, FileMissing, Storage, StorageError, open_storage
+from jobs.backends import open_storage
+from jobs.storage import GENERATED, UPLOADS, FileMissing, Storage, StorageError
 from model.errors import Canceled, ESRGANError
 from model.hardware import resolve_precision
 
