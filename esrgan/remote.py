@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from model.errors import ESRGANError, InvalidOption
+from model.options import JobOptions
 
 from .client import Client, JobFailed, ServiceError, Unavailable, Unauthorized
 
@@ -22,17 +23,12 @@ class Stopped(Exception):
     """Ctrl-C: the remaining jobs are canceled."""
 
 
-def _job_options(args) -> dict:
-    return {"model": args.model, "scale": args.scale, "outscale": args.outscale, "width": args.width,
-            "height": args.height, "tile": args.tile, "strength": args.strength, "ensemble": args.ensemble or None,
-            "quality": args.quality}
-
-
 class Batch:
     """The planned jobs of one command (``.source``, ``.target``, ``.format``) and their progress."""
 
-    def __init__(self, client: Client, args, jobs: list, bar: tqdm):
-        self.client, self.args, self.jobs, self.bar = client, args, jobs, bar
+    def __init__(self, client: Client, options: JobOptions, jobs: list, bar: tqdm):
+        self.client, self.jobs, self.bar = client, jobs, bar
+        self.options = options.model_dump(exclude_defaults=True, exclude={"format"})  # as sent: set ones only
         self.fractions = [0.0] * len(jobs)
         self.models: set[tuple[str, int]] = set()
         self.lock, self.stop = threading.Lock(), threading.Event()
@@ -48,7 +44,7 @@ class Batch:
         if self.stop.is_set():
             raise Stopped()
         remote = self.client.submit(job.source.read_bytes(), filename=job.source.name, format=job.format,
-                                    **_job_options(self.args))
+                                    **self.options)
         try:
             def progress(j) -> None:
                 if self.stop.is_set():
@@ -69,7 +65,8 @@ class Batch:
                 pass
 
 
-def run_remote(args, jobs: list, failures: list[tuple[Path, str]]) -> tuple[list[Path], str, float]:
+def run_remote(args, options: JobOptions, jobs: list,
+               failures: list[tuple[Path, str]]) -> tuple[list[Path], str, float]:
     """Have the service at ``args.server`` do ``jobs``; returns the files written, which models on which
     service wrote them, and the seconds it took."""
     if args.precision or args.models_dir:
@@ -84,7 +81,7 @@ def run_remote(args, jobs: list, failures: list[tuple[Path, str]]) -> tuple[list
     start, written = time.perf_counter(), []
     with client, tqdm(total=len(jobs), unit="image", desc=args.server, disable=None,
                       bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]") as bar:
-        batch = Batch(client, args, jobs, bar)
+        batch = Batch(client, options, jobs, bar)
         pool = ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="esrgan-job")
         futures = {pool.submit(batch.run_one, i): job for i, job in enumerate(jobs)}
         try:

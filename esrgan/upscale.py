@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tqdm import tqdm
 
 from model import imageio
 from model.errors import ESRGANError, InvalidOption, MissingExtra
+from model.options import JobOptions, check_size_options, resolve_options
 from model.settings import PRECISION_SETTINGS, Settings
 
 from .common import models_dir_option, settings_from, without_pyplot
@@ -33,22 +36,11 @@ def register(subparsers) -> None:
                     "a single input file with an OUTPUT ending in .png/.jpg/.webp/.tiff writes that file.")
     up.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="image files or folders")
     up.add_argument("-o", "--output", required=True, type=Path, help="output folder (or file, for one input)")
-    up.add_argument("--model", help="model name (see `esrgan models`); default: the default model of --scale")
-    up.add_argument("--scale", type=int, choices=(2, 3, 4), help="pick the default model of this scale (default 4)")
-    up.add_argument("--outscale", type=float, help="final scale after the model's native pass, e.g. 3 or 1.5")
-    up.add_argument("--width", type=int, help="exact output width (with --height; one alone keeps the aspect)")
-    up.add_argument("--height", type=int, help="exact output height")
-    up.add_argument("--tile", type=int, help="tile size in input pixels; 0 = one pass (default: automatic)")
-    up.add_argument("--strength", type=float, help="0 = smooth (PSNR) .. 1 = sharp (GAN), for models that have both")
+    add_job_options(up.add_argument_group("job options", "The same options as a job of the service "
+                                          "(POST /v1/jobs), here or with --server"))
     up.add_argument("--precision", choices=PRECISION_SETTINGS,
                     help="compute type (default: ESRGAN_PRECISION, else auto = bfloat16 on CPUs with "
                          "AMX/AVX512-BF16, float16 on GPUs, else float32)")
-    up.add_argument("--ensemble", action="store_true",
-                    help="self-ensemble: average the outputs for 8 flips/rotations (~+0.1 dB, 8x the time)")
-    up.add_argument("--format", choices=sorted([*imageio.FORMATS, *imageio.ALIASES]),
-                    help="output format (default: the input's; BMP becomes PNG)")
-    up.add_argument("--quality", type=int, default=imageio.DEFAULT_QUALITY,
-                    help=f"JPEG/WebP quality 1-100 (default {imageio.DEFAULT_QUALITY})")
     models_dir_option(up)
     remote = up.add_argument_group("on a service", "Upscale with an ESRGAN service instead of on this machine "
                                    "(no TensorFlow needed here); results are written as above.")
@@ -59,6 +51,43 @@ def register(subparsers) -> None:
     remote.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="images in flight on the service at once (default 4)")
     up.set_defaults(func=cmd_upscale)
+
+
+def _flag_type(annotation) -> type:
+    """``int | None`` -> int."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _range(field) -> str:
+    """``; 1 to 100`` from the field's bounds, as the model checks them."""
+    bounds = {key: getattr(m, key) for m in field.metadata for key in ("ge", "gt", "le") if hasattr(m, key)}
+    if "le" not in bounds:
+        return ""
+    low = f"{bounds['ge']} to" if "ge" in bounds else f"over {bounds['gt']}, at most"
+    return f"; {low} {bounds['le']}"
+
+
+def add_job_options(parser) -> None:
+    """One flag per ``JobOptions`` field that applies here: its name, type, choices and help come from there
+    (ranges are checked by ``job_options``, with the model's own words)."""
+    for name in JobOptions.names(local=True):
+        field, flag = JobOptions.model_fields[name], "--" + name.replace("_", "-")
+        kind = _flag_type(field.annotation)
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=field.description)
+        else:
+            parser.add_argument(flag, type=kind, choices=JobOptions.CHOICES.get(name),
+                                help=field.description + _range(field))
+
+
+def job_options(args) -> JobOptions:
+    """The flags' ``JobOptions``, checked as the service checks a form (an error names the flag)."""
+    options = JobOptions.checked("--", **{name: getattr(args, name) for name in JobOptions.names(local=True)
+                                         if getattr(args, name) is not None})
+    check_size_options(options.outscale, (options.width, options.height))
+    return options
 
 
 # --- the plan --------------------------------------------------------------------------------------
@@ -120,15 +149,8 @@ def plan(inputs: list[Path], output: Path, format_option: str | None) -> tuple[l
     return jobs, failures
 
 
-def check_options(args) -> None:
-    if args.width is not None and args.width < 1 or args.height is not None and args.height < 1:
-        raise InvalidOption("--width and --height must be positive")
-    if (args.width or args.height) and args.outscale:
-        raise InvalidOption("give either --outscale or --width/--height, not both")
-    if not 1 <= args.quality <= 100:
-        raise InvalidOption("--quality must be between 1 and 100")
-    if args.tile is not None and args.tile < 0:
-        raise InvalidOption("--tile must be >= 0 (0 = one pass)")
+def check_command(args) -> None:
+    """The flags that are not job options."""
     if args.jobs < 1:
         raise InvalidOption("--jobs must be at least 1")
     if args.format and args.output.suffix and len(args.inputs) == 1 and args.inputs[0].is_file():
@@ -138,14 +160,14 @@ def check_options(args) -> None:
 
 # --- on this machine -------------------------------------------------------------------------------
 
-def upscale_one(job: Job, upscaler, args, settings: Settings, progress=None) -> Path:
+def upscale_one(job: Job, upscaler, options: JobOptions, settings: Settings, progress=None) -> Path:
+    """One image as the worker does one job: options resolved for this model and input, then ``run``."""
     decoded = imageio.decode(job.source.read_bytes(), max_pixels=settings.max_input_pixels)
-    size = (args.width, args.height) if args.width or args.height else None
-    width, height = upscaler.output_size(decoded.info.width, decoded.info.height, outscale=args.outscale, size=size)
-    imageio.check_output_size(width, height, settings.max_output_pixels)
-    pixels = upscaler.upscale(decoded.pixels, outscale=args.outscale, size=size, tile=args.tile,
-                              progress=progress, ensemble=args.ensemble)
-    imageio.write_image(job.target, pixels, job.format, quality=args.quality, icc_profile=decoded.icc_profile)
+    resolved = resolve_options(options.model_copy(update={"format": job.format}), upscaler.manifest,
+                               decoded.info, settings.max_output_pixels)
+    pixels = upscaler.run(decoded.pixels, resolved, progress=progress)
+    imageio.write_image(job.target, pixels, resolved.format, quality=resolved.quality,
+                        icc_profile=decoded.icc_profile)
     return job.target
 
 
@@ -158,7 +180,8 @@ def _tile_bar(bar: tqdm):
     return progress
 
 
-def run_local(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> tuple[list[Path], str, float]:
+def run_local(args, options: JobOptions, jobs: list[Job],
+              failures: list[tuple[Path, str]]) -> tuple[list[Path], str, float]:
     """Upscale ``jobs`` here; returns the files written, what wrote them and the seconds it took."""
     settings = settings_from(args)
     without_pyplot()
@@ -170,7 +193,7 @@ def run_local(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> tuple[
         raise MissingExtra(f"upscaling on this machine needs TensorFlow: pip install 'esrgan-service[ml]' "
                            "(or use a service: --server URL / ESRGAN_SERVER)") from None
 
-    upscaler = load_upscaler(args.model, scale=args.scale, strength=args.strength, settings=settings)
+    upscaler = load_upscaler(options.model, scale=options.scale, strength=options.strength, settings=settings)
     print(f"esrgan: {upscaler.name} (x{upscaler.scale}), precision "
           f"{precision_line(upscaler.manifest.precision_setting(settings.precision), upscaler.backend)}, "
           f"runtime {upscaler.backend}", file=sys.stderr)
@@ -179,7 +202,7 @@ def run_local(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> tuple[
     with tqdm(total=len(jobs), unit="tile" if single else "image", desc=upscaler.name, disable=None) as bar:
         for job in jobs:
             try:
-                written.append(upscale_one(job, upscaler, args, settings, _tile_bar(bar) if single else None))
+                written.append(upscale_one(job, upscaler, options, settings, _tile_bar(bar) if single else None))
             except (ESRGANError, OSError, ValueError) as exc:  # a bad file must not stop the batch
                 failures.append((job.source, str(exc)))
             if not single:
@@ -197,7 +220,8 @@ def summary(written: list[Path], total: int, failures: list[tuple[Path, str]], b
 
 
 def cmd_upscale(args) -> int:
-    check_options(args)
+    check_command(args)
+    options = job_options(args)
     jobs, failures = plan(args.inputs, args.output, args.format)
     total = len(jobs) + len(failures)
     if not total:
@@ -205,9 +229,9 @@ def cmd_upscale(args) -> int:
     if args.server:
         from .remote import run_remote  # the same plan, run by a service (HTTP, no TensorFlow)
 
-        written, by, seconds = run_remote(args, jobs, failures)
+        written, by, seconds = run_remote(args, options, jobs, failures)
     else:
-        written, by, seconds = run_local(args, jobs, failures)
+        written, by, seconds = run_local(args, options, jobs, failures)
     for source, message in failures:
         print(f"esrgan: failed: {source}: {message}", file=sys.stderr)
     print(summary(written, total, failures, by, seconds, args.output))

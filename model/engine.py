@@ -17,7 +17,7 @@ import numpy as np
 from . import official
 from .artifacts import Manifest, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
-from .options import JobOptions, output_size, resolve_model
+from .options import JobOptions, output_size, resolve_model, resolve_strength
 from .runners import Runner, TensorFlowRunner, load_runner, precision_line
 from .settings import Settings, get_settings
 
@@ -254,20 +254,13 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
     settings = settings or get_settings()
     official.ensure(settings, name)
     folder, manifest = resolve_model(settings, name, scale)
-    if strength is not None:
-        if manifest.interpolation is None:
-            raise InvalidOption(f"model {manifest.name!r} has no strength setting (no interpolation ends)")
-        if not 0.0 <= strength <= 1.0:
-            raise InvalidOption(f"strength must be between 0 and 1, got {strength}")
-    elif manifest.interpolation is not None:
-        strength = manifest.interpolation.default_strength
-    key = (str(folder.resolve()), manifest.weights.sha256, None if strength is None else round(strength, 2),
-           settings.tile, settings.tile_pad, settings.edge_pad, settings.tile_memory_mb, settings.precision,
-           settings.backend)
+    strength = resolve_strength(manifest, strength)  # range-checked and rounded as JobOptions keeps it
+    key = (str(folder.resolve()), manifest.weights.sha256, strength, settings.tile, settings.tile_pad,
+           settings.edge_pad, settings.tile_memory_mb, settings.precision, settings.backend)
     with _cache_lock:
         if key not in _cache:
             up = _cache[key] = Upscaler.from_artifact(
-                folder, strength=key[2], precision=settings.precision, backend=settings.backend,
+                folder, strength=strength, precision=settings.precision, backend=settings.backend,
                 tile=settings.tile, tile_pad=settings.tile_pad, edge_pad=settings.edge_pad,
                 tile_memory_mb=settings.tile_memory_mb)
             log.info("loaded %s (x%d) on %s, precision %s", manifest.name, manifest.scale, up.backend,

@@ -76,7 +76,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path, models_dir):
 
     run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir,
                  "--outscale", "2", "--width", "9")
-    assert run.returncode == 1 and "esrgan: error: give either --outscale or --width/--height" in run.stderr
+    assert run.returncode == 1 and "esrgan: error: give either outscale or width/height" in run.stderr
 
     run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir,
                  env={"ESRGAN_MAX_OUTPUT_PIXELS": "1000"})
