@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from . import official
+from .architectures import architecture
 from .artifacts import Manifest, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
 from .options import JobOptions, output_size, resolve_model, resolve_strength
@@ -43,7 +44,7 @@ class Upscaler:
         self.net_scale = manifest.network_scale
         self.tile = tile
         # Tiles of pixel-unshuffle models must start on even pixels to keep the space-to-depth grid.
-        self.multiple = 2 if manifest.params.get("pixel_unshuffle") else 1
+        self.multiple = architecture(manifest.arch).multiple(manifest.params)  # pixel-unshuffle: 2
         self.tile_pad = _round_up(tile_pad, self.multiple)
         self.edge_pad = _round_up(edge_pad, self.multiple)
         self.tile_memory_mb = tile_memory_mb
@@ -75,13 +76,9 @@ class Upscaler:
     # --- sizes ------------------------------------------------------------------------------------
 
     def auto_tile(self) -> int:
-        """Largest LR tile whose activations fit ``tile_memory_mb``: the widest tensors are the dense-block
-        concatenations at LR size and the upsampled features at HR size."""
-        p = self.manifest.params
-        feat = p.get("num_feat", 64)
-        dense = feat + 4 * p.get("num_grow_ch", 0)
-        lr_factor = 4 if p.get("pixel_unshuffle") else 1  # unshuffled bodies run at half size
-        bytes_per_px = 4 * max(6 * dense / lr_factor, 3 * feat * self.net_scale**2)
+        """Largest LR tile whose activations fit ``tile_memory_mb`` (the architecture says what one input
+        pixel costs at its widest, ``model.architectures``)."""
+        bytes_per_px = architecture(self.manifest.arch).activation_bytes(self.manifest.params, self.net_scale)
         side = int(math.sqrt(self.tile_memory_mb * 2**20 / bytes_per_px))
         return max(MIN_TILE, side // 8 * 8)
 
