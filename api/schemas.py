@@ -1,11 +1,22 @@
-"""Response shapes, for the OpenAPI document at /docs (and contract tests against it)."""
+"""Response shapes, for the OpenAPI document at /docs (and contract tests against it).
+
+``JobOut.of(job)`` is the one place a job's public shape is built: the API answers it and the worker's
+webhooks send it (this module needs only pydantic and the job records, not FastAPI).
+"""
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from jobs.records import SUCCEEDED, Job, seconds_between
 from model.options import JobOptions
+
+JOBS_PATH = "/v1/jobs"
+
+
+def job_url(job_id: str) -> str:
+    return f"{JOBS_PATH}/{job_id}"
 
 
 class ErrorInfo(BaseModel):
@@ -64,6 +75,23 @@ class JobOut(BaseModel):
     error: ErrorInfo | None
     precision: str | None = None  # compute type the model ran in (float32, bfloat16, float16), once finished
     webhook: WebhookInfo | None = None  # delivery to the callback_url, once attempted
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        """The job as the API shows it (GET /v1/jobs/{id}) and webhooks send it."""
+        fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
+        url = job_url(job.id)
+        return cls(
+            id=job.id, status=job.status, model=job.model,
+            progress=Progress(done=job.done, total=job.total, fraction=round(fraction, 4)),
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            queue_seconds=seconds_between(job.created_at, job.started_at or job.finished_at),
+            processing_seconds=seconds_between(job.started_at, job.finished_at) if job.started_at else None,
+            input={**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
+                   "url": f"{url}/input"},
+            options=job.options,
+            output={**job.output, "url": f"{url}/result"} if job.output else None,
+            error=job.error, precision=job.precision, webhook=job.webhook)
 
 
 class StrengthInfo(BaseModel):

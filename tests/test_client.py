@@ -1,5 +1,5 @@
 """The Python client, `esrgan upscale --server` and POST /v1/archives against the real service: Redis, a
-Celery worker running tiny TensorFlow models and the API under uvicorn (tests/service_harness.py)."""
+Celery worker running tiny TensorFlow models and the API under uvicorn (bench/harness.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +13,10 @@ import zipfile
 import pytest
 from PIL import Image
 
+from bench.harness import REPO, ServiceStack, full_stack, png_bytes
 from esrgan.client import (AsyncClient, Client, Conflict, InvalidRequest, JobFailed, NotFound, Unauthorized,
                            Unavailable, UnsupportedImage)
-from tests.service_harness import REPO, ServiceStack, full_stack, png_bytes
-from tests.test_service_cli import clean_env
+from tests.helpers import clean_env
 
 # Archives of at most 4 results and 300 kB: room for three small results, not for two 256x256 noise PNGs.
 ARCHIVE_LIMITS = dict(max_archive_jobs=4, max_archive_bytes=300_000)
@@ -77,8 +77,8 @@ def test_errors_are_typed_from_the_envelope(client):
         client.submit(b"not a picture at all", filename="notes.png")
     assert bad.value.status == 415 and "notes" not in bad.value.code and bad.value.message
     with pytest.raises(InvalidRequest) as invalid:
-        client.submit(png_bytes(8, 8), scale=3)
-    assert invalid.value.code == "invalid_option" and "scale must be 2 or 4" in invalid.value.message
+        client.submit(png_bytes(8, 8), scale=5)
+    assert invalid.value.code == "invalid_option" and "scale must be one of 2, 3, 4" in invalid.value.message
     with pytest.raises(InvalidRequest):
         client.submit(png_bytes(8, 8), model="no-such-model")
     job = client.submit(png_bytes(160, 120), tile=8)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from model.artifacts import read_manifest
 from model.engine import Upscaler
-from tests.conftest import make_artifact
+from bench.harness import make_artifact
 from training.config import TrainConfig
 from training.teacher import CacheConfig, TeacherCache, load_pair
 
