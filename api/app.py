@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from jobs.backends import open_storage
 from jobs.queue import make_celery
 from jobs.records import JobStore
 from jobs.settings import Settings, get_settings
-from jobs.storage import StorageError, open_storage
+from jobs.storage import StorageError
 
 from . import archives, errors, health, jobs, models, pages
 from .deps import Context

@@ -20,8 +20,8 @@ from jobs.storage import GENERATED, Download
 
 from .deps import Context, context, owner
 from .errors import APIError
-from .jobs import download_name, find_job
 from .schemas import ERRORS
+from .service import download_name, find_job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 

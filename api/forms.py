@@ -1,9 +1,15 @@
-"""Rules for the upload forms that no single field's type can express."""
+"""The upload forms: their option fields, and the rules that no single field's type can express."""
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Form, Request
+
+from model.options import JobOptions
 
 from .errors import APIError
+
+JobForm = Annotated[JobOptions, Form()]  # the upload form's option fields parse straight into JobOptions
 
 
 async def single_valued(request: Request) -> None:

@@ -11,8 +11,8 @@ from jobs.storage import GENERATED, UPLOADS, file_name, parse_name
 from .deps import Context, context, owner
 from .errors import APIError
 from .files import FileDownload
-from .forms import single_valued
-from .jobs import JobForm, find_job, input_file, result_file, submit
+from .forms import JobForm, single_valued
+from .service import find_job, input_file, result_file, submit
 from .schemas import ERRORS
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -1,11 +1,22 @@
-"""Response shapes, for the OpenAPI document at /docs (and contract tests against it)."""
+"""Response shapes, for the OpenAPI document at /docs (and contract tests against it).
+
+``JobOut.of(job)`` is the one place a job's public shape is built: the API answers it and the worker's
+webhooks send it (this module needs only pydantic and the job records, not FastAPI).
+"""
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from jobs.records import SUCCEEDED, Job, seconds_between
 from model.options import JobOptions
+
+JOBS_PATH = "/v1/jobs"
+
+
+def job_url(job_id: str) -> str:
+    return f"{JOBS_PATH}/{job_id}"
 
 
 class ErrorInfo(BaseModel):
@@ -21,6 +32,10 @@ class Progress(BaseModel):
     done: int
     total: int
     fraction: float
+
+
+# What a clip's input record has beyond an image's (api/service.py input_record)
+CLIP_INPUT = ("kind", "frames", "duration", "fps", "audio")
 
 
 class InputInfo(BaseModel):
@@ -71,6 +86,30 @@ class JobOut(BaseModel):
     error: ErrorInfo | None
     precision: str | None = None  # compute type the model ran in (float32, bfloat16, float16), once finished
     webhook: WebhookInfo | None = None  # delivery to the callback_url, once attempted
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        """The job as the API shows it (GET /v1/jobs/{id}) and webhooks send it. Fields that do not apply
+        are left unset (a still image's input and output have no frames): answered and sent with
+        ``exclude_unset``, as ``public`` does."""
+        fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
+        url = job_url(job.id)
+        return cls(
+            id=job.id, status=job.status, model=job.model,
+            progress=Progress(done=job.done, total=job.total, fraction=round(fraction, 4)),
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            queue_seconds=seconds_between(job.created_at, job.started_at or job.finished_at),
+            processing_seconds=seconds_between(job.started_at, job.finished_at) if job.started_at else None,
+            input={**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
+                   **{k: job.input[k] for k in CLIP_INPUT if k in job.input}, "url": f"{url}/input"},
+            options=job.options.model_dump(),  # every option set, so none is left out below
+            output={**job.output, "url": f"{url}/result"} if job.output else None,
+            error=job.error, precision=job.precision, webhook=job.webhook)
+
+    @classmethod
+    def public(cls, job: Job) -> dict:
+        """``of(job)`` as JSON, without the fields that do not apply (what a webhook sends)."""
+        return cls.of(job).model_dump(mode="json", exclude_unset=True)
 
 
 class StrengthInfo(BaseModel):

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from model.settings import SHIPPED_MODELS_DIR  # noqa: E402
-from tests.service_harness import TERMINAL, ServiceStack, png_bytes  # noqa: E402
+from bench.harness import TERMINAL, ServiceStack, png_bytes  # noqa: E402
 
 
 def pct(samples: list[float]) -> str:

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from model.artifacts import find_model, list_models  # noqa: E402
 from model.settings import SHIPPED_MODELS_DIR  # noqa: E402
-from tests.service_harness import ServiceStack, png_bytes  # noqa: E402
+from bench.harness import ServiceStack, png_bytes  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> str:
@@ -139,7 +139,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench_service_"))
     models_dir = args.models_dir or SHIPPED_MODELS_DIR
     if not list_models(models_dir):
-        from tests.conftest import make_artifact
+        from bench.harness import make_artifact
 
         models_dir = root / "models"
         make_artifact(models_dir, "bench-x4", scale=4, params=dict(num_block=6, num_feat=32, num_grow_ch=16),

@@ -34,8 +34,8 @@ from model.engine import load_upscaler  # noqa: E402
 from model.frames import MemoryParts, upscale_clip  # noqa: E402
 from model.options import JobOptions, resolve_clip_options, resolve_model  # noqa: E402
 from model.settings import SHIPPED_MODELS_DIR, Settings  # noqa: E402
-from tests.clipfactory import video_bytes, video_frames  # noqa: E402
-from tests.service_harness import ServiceStack  # noqa: E402
+from bench.clipfactory import video_bytes, video_frames  # noqa: E402
+from bench.harness import ServiceStack  # noqa: E402
 
 
 def static_clip(frames: int, width: int, height: int) -> bytes:

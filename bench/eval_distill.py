@@ -85,6 +85,8 @@ def main() -> None:
                     "(default: the model's default)")
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--work", type=Path, default=Path("runs/eval-distill"))
+    ap.add_argument("--precision", default="auto", help="engine precision for every model (auto: each model's "
+                    "own choice; the official ones pin float32)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     pairs = held_out(args.datasets, args.work, args.scale)
@@ -94,7 +96,7 @@ def main() -> None:
         folder = folder_of(name)
         strengths = [float(s) for s in args.strengths.split(",") if s] or [None]
         for strength in strengths:
-            up = Upscaler.from_artifact(folder, strength=strength)
+            up = Upscaler.from_artifact(folder, strength=strength, precision=args.precision)
             r = {"model": str(name), "strength": strength, "precision": up.precision,
                  **score(up, pairs, teacher, args.scale)}
             results.append(r)

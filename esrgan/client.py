@@ -25,10 +25,11 @@ from typing import Any, Callable
 
 import httpx
 
+from model.options import JobOptions
+
 TERMINAL = ("succeeded", "failed", "canceled")
 # Form fields POST /v1/jobs takes besides the image (README, "HTTP API")
-OPTIONS = ("model", "scale", "outscale", "width", "height", "tile", "strength", "ensemble", "format", "quality",
-           "callback_url")
+OPTIONS = JobOptions.names()
 RETRY_STATUSES = (429, 502, 503, 504)
 
 

@@ -8,7 +8,8 @@ import sys
 
 # module path -> function ``register(subparsers)`` adding that package's subcommands
 COMMAND_MODULES = [
-    "model.cli",  # upscale, models, convert
+    "esrgan.upscale",  # upscale
+    "esrgan.models",  # models, models install
     "model.convert.cli",  # convert
     "training.cli",  # prepare, train, eval, interpolate
     "api.cli",  # serve

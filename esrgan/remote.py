@@ -1,12 +1,12 @@
-"""``esrgan upscale --server URL``: the same command with the work done by an ESRGAN service.
+"""``esrgan upscale --server URL``: the command's plan run by an ESRGAN service.
 
-Same inputs, flags and output tree as local mode (``model.cli.plan`` / ``destination``); each image is one
-job, at most ``--jobs`` in flight, a tqdm bar over the files fed by the jobs' progress. A result is
-downloaded, then its job deleted from the service. Needs only the base install (httpx, Pillow).
+Same inputs, flags and output tree as local mode (``esrgan.upscale.plan``); each file (image, animation or
+video: the service tells them apart and checks a clip's limits) is one job, at most
+``--jobs`` in flight, a tqdm bar over the files fed by the jobs' progress. A result is downloaded, then its
+job deleted from the service. Needs only the base install (httpx, Pillow).
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model.cli import Job, destination, probe
 from model.errors import ESRGANError, InvalidOption
+from model.options import JobOptions
 
 from .client import Client, JobFailed, ServiceError, Unavailable, Unauthorized
 
@@ -24,19 +24,13 @@ class Stopped(Exception):
     """Ctrl-C: the remaining jobs are canceled."""
 
 
-def _job_options(args) -> dict:
-    return {"model": args.model, "scale": args.scale, "outscale": args.outscale, "width": args.width,
-            "height": args.height, "tile": args.tile, "strength": args.strength, "ensemble": args.ensemble or None,
-            "quality": args.quality}
-
-
 class Batch:
-    """The files of one command, their progress, and where each result went."""
+    """The planned jobs of one command (``.source``, ``.target``, ``.format``) and their progress."""
 
-    def __init__(self, client: Client, args, jobs: list[Job], bar: tqdm):
-        self.client, self.args, self.jobs, self.bar = client, args, jobs, bar
+    def __init__(self, client: Client, options: JobOptions, jobs: list, bar: tqdm):
+        self.client, self.jobs, self.bar = client, jobs, bar
+        self.options = options.model_dump(exclude_defaults=True, exclude={"format"})  # as sent: set ones only
         self.fractions = [0.0] * len(jobs)
-        self.targets: dict[Path, Path] = {}  # result path -> source: two inputs must not write one file
         self.models: set[tuple[str, int]] = set()
         self.lock, self.stop = threading.Lock(), threading.Event()
 
@@ -48,16 +42,10 @@ class Batch:
 
     def run_one(self, index: int) -> Path:
         job = self.jobs[index]
-        data = job.source.read_bytes()
-        info = probe(data)  # the input's format decides the output's, as in local mode (the service checks limits)
-        target, fmt = destination(job, info, self.args.format)
-        with self.lock:
-            if target in self.targets:  # e.g. a.png and a.jpg both becoming a.png
-                raise InvalidOption(f"{target} is already the output of {self.targets[target]}")
-            self.targets[target] = job.source
         if self.stop.is_set():
             raise Stopped()
-        remote = self.client.submit(data, filename=job.source.name, format=fmt, **_job_options(self.args))
+        remote = self.client.submit(job.source.read_bytes(), filename=job.source.name, format=job.format,
+                                    **self.options)
         try:
             def progress(j) -> None:
                 if self.stop.is_set():
@@ -65,12 +53,12 @@ class Batch:
                 self._advance(index, 0.99 * j.fraction)  # the last bit is the download
 
             remote.wait(progress=progress)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            remote.download(target)
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            remote.download(job.target)
             self._advance(index, 1.0)
             with self.lock:
                 self.models.add((remote.data["model"], remote.data["options"]["scale"]))
-            return target
+            return job.target
         finally:
             try:  # the result is here now (or failed, or Ctrl-C: deleting cancels): leave nothing behind
                 remote.delete()
@@ -78,11 +66,13 @@ class Batch:
                 pass
 
 
-def upscale_remote(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> int:
+def run_remote(args, options: JobOptions, jobs: list,
+               failures: list[tuple[Path, str]]) -> tuple[list[Path], str, float]:
+    """Have the service at ``args.server`` do ``jobs``; returns the files written, which models on which
+    service wrote them, and the seconds it took."""
     if args.precision or args.models_dir:
         raise InvalidOption("--precision and --models-dir are the service's settings; they do not apply "
                             "with --server")
-    total = len(jobs) + len(failures)
     client = Client(args.server, api_key=args.api_key)
     try:
         client.models()  # one clear error for a wrong address or key, instead of one per file
@@ -92,7 +82,7 @@ def upscale_remote(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> i
     start, written = time.perf_counter(), []
     with client, tqdm(total=len(jobs), unit="image", desc=args.server, disable=None,
                       bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]") as bar:
-        batch = Batch(client, args, jobs, bar)
+        batch = Batch(client, options, jobs, bar)
         pool = ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="esrgan-job")
         futures = {pool.submit(batch.run_one, i): job for i, job in enumerate(jobs)}
         try:
@@ -111,11 +101,5 @@ def upscale_remote(args, jobs: list[Job], failures: list[tuple[Path, str]]) -> i
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown()
-    seconds = time.perf_counter() - start
-    for source, message in failures:
-        print(f"esrgan: failed: {source}: {message}", file=sys.stderr)
     models = ", ".join(f"{name} (x{scale})" for name, scale in sorted(batch.models)) or "-"
-    where = written[0] if len(written) == 1 else args.output
-    print(f"upscaled {len(written)} of {total} image(s) with {models} on {args.server} in {seconds:.1f} s"
-          + (f" -> {where}" if written else "") + (f"; {len(failures)} failed" if failures else ""))
-    return 1 if failures else 0
+    return written, f"{models} on {args.server}", time.perf_counter() - start

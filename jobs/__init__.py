@@ -4,8 +4,8 @@
   storage, queues, keys, limits);
 - ``jobs.records``: ``Job`` and ``JobStore``, the job records in Redis (status, progress, options);
 - ``jobs.queue``: the Celery application both sides use (``make_celery``, ``enqueue``);
-- ``jobs.storage``: ``Storage`` with its errors and ``open_storage(settings)`` (file:// here,
-  s3:// in ``jobs.s3``).
+- ``jobs.storage``: ``Storage`` with its errors (file:// here, s3:// in ``jobs.s3``);
+  ``jobs.backends.open_storage(settings)`` opens the one ``ESRGAN_STORAGE_URL`` names.
 
 A job's options are ``model.options.JobOptions`` (the engine's module, TensorFlow-free).
 Nothing here imports TensorFlow or FastAPI.

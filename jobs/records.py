@@ -365,27 +365,6 @@ class JobStore:
         return bool(JOB_ID.match(job_id)) and bool(self.r.exists(self.key(job_id)))
 
 
-def job_json(job: Job) -> dict:
-    """The job as the API shows it (GET /v1/jobs/{id}) and webhooks send it."""
-    fraction = 1.0 if job.status == SUCCEEDED else (job.done / job.total if job.total else 0.0)
-    url = f"/v1/jobs/{job.id}"
-    return {
-        "id": job.id, "status": job.status, "model": job.model,
-        "progress": {"done": job.done, "total": job.total, "fraction": round(fraction, 4)},
-        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
-        "queue_seconds": seconds_between(job.created_at, job.started_at or job.finished_at),
-        "processing_seconds": seconds_between(job.started_at, job.finished_at) if job.started_at else None,
-        "input": {**{k: job.input.get(k) for k in ("name", "width", "height", "format", "bytes")},
-                  **{k: job.input[k] for k in ("kind", "frames", "duration", "fps", "audio") if k in job.input},
-                  "url": f"{url}/input"},
-        "options": job.options.model_dump(),
-        "output": {**job.output, "url": f"{url}/result"} if job.output else None,
-        "error": job.error,
-        "precision": job.precision,
-        "webhook": job.webhook,
-    }
-
-
 def seconds_between(start: str | None, end: str | None) -> float | None:
     """Seconds from ``start`` to ``end`` (or to now when ``end`` is None)."""
     if not start:

@@ -6,7 +6,7 @@ animation job also keeps its finished chunks as ``parts/{id}.{n}.part`` until it
 that a retry resumes after them (``JobParts``, for ``model.frames``). No local path
 leaves this module: callers write and read bytes, ``open`` a download stream, or ask for a presigned URL.
 
-Backends, chosen by ``ESRGAN_STORAGE_URL`` (``open_storage``):
+Backends, chosen by ``ESRGAN_STORAGE_URL`` (``jobs.backends.open_storage``):
 - ``file:///abs/path`` (default: the data folder, ``ESRGAN_DATA_DIR``): ``FileStorage`` here. A write
   goes to a temporary file that is then renamed, so a reader never sees half a file.
 - ``s3://bucket/prefix``: ``jobs.s3.S3Storage`` (boto3). An object exists only once fully uploaded.
@@ -25,13 +25,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from model.imageio import ALIASES, FORMATS
 from model.video import ANIMATION_FORMATS, VIDEO_FORMATS
 
 from .records import JOB_ID
-from .settings import Settings
 
 UPLOADS, GENERATED, PARTS = "uploads", "generated", "parts"
 KINDS = (UPLOADS, GENERATED)
@@ -264,15 +262,3 @@ class JobParts:
     def clear(self) -> None:
         self.storage.delete_parts(self.job_id)
 
-
-def open_storage(settings: Settings) -> Storage:
-    """The backend ``settings.storage_url`` names (default: files in ``settings.data_dir``)."""
-    url = settings.storage_url or Path(settings.data_dir).resolve().as_uri()
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return FileStorage(unquote(parts.path))
-    if parts.scheme == "s3":
-        from .s3 import S3Storage  # boto3 is needed only for S3
-
-        return S3Storage(settings, bucket=parts.netloc, prefix=parts.path.strip("/"))
-    raise ValueError(f"ESRGAN_STORAGE_URL must be file:///absolute/path or s3://bucket/prefix, not {url!r}")

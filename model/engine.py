@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 
 from . import official
+from .architectures import architecture
 from .artifacts import Manifest, read_manifest
 from .errors import Canceled, ESRGANError, InvalidOption
-from .options import JobOptions, output_size, resolve_model
+from .options import JobOptions, output_size, resolve_model, resolve_strength
 from .runners import Runner, TensorFlowRunner, load_runner, precision_line
 from .settings import Settings, get_settings
 
@@ -43,7 +44,7 @@ class Upscaler:
         self.net_scale = manifest.network_scale
         self.tile = tile
         # Tiles of pixel-unshuffle models must start on even pixels to keep the space-to-depth grid.
-        self.multiple = 2 if manifest.params.get("pixel_unshuffle") else 1
+        self.multiple = architecture(manifest.arch).multiple(manifest.params)  # pixel-unshuffle: 2
         self.tile_pad = _round_up(tile_pad, self.multiple)
         self.edge_pad = _round_up(edge_pad, self.multiple)
         self.tile_memory_mb = tile_memory_mb
@@ -75,13 +76,9 @@ class Upscaler:
     # --- sizes ------------------------------------------------------------------------------------
 
     def auto_tile(self) -> int:
-        """Largest LR tile whose activations fit ``tile_memory_mb``: the widest tensors are the dense-block
-        concatenations at LR size and the upsampled features at HR size."""
-        p = self.manifest.params
-        feat = p.get("num_feat", 64)
-        dense = feat + 4 * p.get("num_grow_ch", 0)
-        lr_factor = 4 if p.get("pixel_unshuffle") else 1  # unshuffled bodies run at half size
-        bytes_per_px = 4 * max(6 * dense / lr_factor, 3 * feat * self.net_scale**2)
+        """Largest LR tile whose activations fit ``tile_memory_mb`` (the architecture says what one input
+        pixel costs at its widest, ``model.architectures``)."""
+        bytes_per_px = architecture(self.manifest.arch).activation_bytes(self.manifest.params, self.net_scale)
         side = int(math.sqrt(self.tile_memory_mb * 2**20 / bytes_per_px))
         return max(MIN_TILE, side // 8 * 8)
 
@@ -254,20 +251,13 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
     settings = settings or get_settings()
     official.ensure(settings, name)
     folder, manifest = resolve_model(settings, name, scale)
-    if strength is not None:
-        if manifest.interpolation is None:
-            raise InvalidOption(f"model {manifest.name!r} has no strength setting (no interpolation ends)")
-        if not 0.0 <= strength <= 1.0:
-            raise InvalidOption(f"strength must be between 0 and 1, got {strength}")
-    elif manifest.interpolation is not None:
-        strength = manifest.interpolation.default_strength
-    key = (str(folder.resolve()), manifest.weights.sha256, None if strength is None else round(strength, 2),
-           settings.tile, settings.tile_pad, settings.edge_pad, settings.tile_memory_mb, settings.precision,
-           settings.backend)
+    strength = resolve_strength(manifest, strength)  # range-checked and rounded as JobOptions keeps it
+    key = (str(folder.resolve()), manifest.weights.sha256, strength, settings.tile, settings.tile_pad,
+           settings.edge_pad, settings.tile_memory_mb, settings.precision, settings.backend)
     with _cache_lock:
         if key not in _cache:
             up = _cache[key] = Upscaler.from_artifact(
-                folder, strength=key[2], precision=settings.precision, backend=settings.backend,
+                folder, strength=strength, precision=settings.precision, backend=settings.backend,
                 tile=settings.tile, tile_pad=settings.tile_pad, edge_pad=settings.edge_pad,
                 tile_memory_mb=settings.tile_memory_mb)
             log.info("loaded %s (x%d) on %s, precision %s", manifest.name, manifest.scale, up.backend,

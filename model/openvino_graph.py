@@ -5,7 +5,8 @@ OpenVINO's CPU plugin plans every convolution for the machine it runs on (AVX2, 
 where the CPU has it) and has no first-call tracing cost: on a 2-core AMD EPYC (AVX2, no bf16) a 23-block
 RRDBNet ran 1.38x PyTorch fp32 and 1.3x TensorFlow's warm forward, with TensorFlow's cold first call ~2x
 its warm one (BENCHMARKS.md). The layer names and weight layouts are the Keras models' (``model.archs``),
-so one artifact serves both runtimes; ``tests/test_openvino.py`` holds every graph to its Keras twin.
+so one artifact serves both runtimes. Each graph is registered beside its Keras builder in
+``model.architectures``; ``tests/test_archs.py`` holds every graph to its Keras twin.
 """
 from __future__ import annotations
 
@@ -77,18 +78,16 @@ def srvgg(x, w: Weights, scale: int = 4, num_feat: int = 64, num_conv: int = 16,
     return ops.add(y, _upsample(x, scale))
 
 
-GRAPHS: dict[str, Callable[..., ov.Node]] = {"rrdbnet": rrdbnet, "srvgg": srvgg}
-
-
-def build_model(arch: str, params: dict[str, Any], weights: Weights, value_range=(0.0, 1.0),
-                clip: bool = True) -> ov.Model:
-    """NHWC float32 in [0, 1] (any batch and size) -> NHWC float32 in [0, 1]: the engine's contract,
-    with the artifact's value range and the final clip inside the graph (``clip=False``: the engine resizes
-    the output first and clips after, as the x2/x3 ncnn graphs do)."""
+def build_model(graph: Callable[..., ov.Node], params: dict[str, Any], weights: Weights, value_range=(0.0, 1.0),
+                clip: bool = True, name: str = "generator") -> ov.Model:
+    """``graph`` (an architecture's, ``model.architectures``) as NHWC float32 in [0, 1] (any batch and
+    size) -> NHWC float32 in [0, 1]: the engine's contract, with the artifact's value range and the final
+    clip inside the graph (``clip=False``: the engine resizes the output first and clips after, as the
+    x2/x3 ncnn graphs do)."""
     lo, hi = (float(v) for v in value_range)
     lr = ops.parameter(ov.PartialShape([-1, -1, -1, params.get("num_in_ch", 3)]), ov.Type.f32, name="lr")
     x = ops.transpose(ops.add(ops.multiply(lr, _const(hi - lo)), _const(lo)), ops.constant(np.array([0, 3, 1, 2])))
-    y = ops.transpose(GRAPHS[arch](x, weights, **params), ops.constant(np.array([0, 2, 3, 1])))
+    y = ops.transpose(graph(x, weights, **params), ops.constant(np.array([0, 2, 3, 1])))
     y = ops.divide(ops.subtract(y, _const(lo)), _const(hi - lo))
     y = ops.clamp(y, 0.0, 1.0) if clip else y
-    return ov.Model([y], [lr], arch)
+    return ov.Model([y], [lr], name)

@@ -15,12 +15,12 @@ from typing import Protocol
 
 import numpy as np
 
+from .architectures import architecture, openvino_archs
 from .artifacts import Manifest, load_keras_model, load_weights
 from .errors import InvalidOption
 from .hardware import describe, has_nvidia_gpu, resolve_precision
 from .settings import BACKEND_SETTINGS, PRECISION_SETTINGS
 
-OPENVINO_ARCHS = ("rrdbnet", "srvgg")  # model.openvino_graph.GRAPHS, named here to avoid importing it
 _OV_PRECISION = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
 
 
@@ -39,11 +39,11 @@ def resolve_backend(setting: str, arch: str) -> str:
     if setting == "openvino":
         if not has_ov:
             raise InvalidOption("backend openvino: the openvino package is not installed (pip install openvino)")
-        if arch not in OPENVINO_ARCHS:
+        if arch not in openvino_archs():
             raise InvalidOption(f"backend openvino has no graph for architecture {arch!r}; "
-                                f"it runs {', '.join(OPENVINO_ARCHS)} (use backend tensorflow)")
+                                f"it runs {', '.join(openvino_archs())} (use backend tensorflow)")
         return "openvino"
-    if setting == "auto" and has_ov and arch in OPENVINO_ARCHS and not has_nvidia_gpu():
+    if setting == "auto" and has_ov and arch in openvino_archs() and not has_nvidia_gpu():
         return "openvino"
     return "tensorflow"
 
@@ -113,7 +113,8 @@ class OpenVINORunner:
 
         if OpenVINORunner._core is None:
             OpenVINORunner._core = ov.Core()
-        graph = build_model(manifest.arch, manifest.params, weights, manifest.value_range, clip=_clips(manifest))
+        graph = build_model(architecture(manifest.arch).openvino, manifest.params, weights, manifest.value_range,
+                            clip=_clips(manifest), name=manifest.arch)
         self.compiled = self._core.compile_model(graph, "CPU", {
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"})
         # What the plugin chose: a CPU without bfloat16 runs float32 whatever was asked

@@ -1,31 +1,15 @@
-"""Shared fixtures: small random-weight artifacts made in the test session."""
+"""Shared fixtures: small random-weight artifacts made in the test session, and a real photograph."""
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from bench.harness import make_artifact
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Official models install on first use into this folder: the tests' own, never the user's cache
 os.environ["ESRGAN_OFFICIAL_MODELS_DIR"] = tempfile.mkdtemp(prefix="esrgan-official-")
-
-TINY_RRDB = dict(num_block=2, num_feat=16, num_grow_ch=8)
-
-
-def make_artifact(models_dir: Path, name: str, scale: int = 4, arch: str = "rrdbnet", seed: int = 0,
-                  params: dict | None = None, **fields):
-    """Build a random-weight generator and write it as an artifact; returns the manifest."""
-    import keras
-
-    from model.archs import build_generator
-    from model.artifacts import model_weights, save_artifact
-
-    keras.utils.set_random_seed(seed)
-    params = {**(TINY_RRDB if arch == "rrdbnet" else {}), "scale": scale, **(params or {})}
-    model = build_generator(arch, params)
-    value_range = (-1.0, 1.0) if arch == "srresnet" else (0.0, 1.0)
-    return save_artifact(models_dir / name, model_weights(model), name=name, arch=arch, params=params,
-                         scale=scale, value_range=value_range, description=f"random test model {name}", **fields)
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +19,11 @@ def models_dir(tmp_path_factory) -> Path:
     make_artifact(root, "tiny-x4", scale=4, default=True)
     make_artifact(root, "tiny-x2", scale=2, seed=1, default=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """96x120 RGB uint8 of scikit-image's astronaut: real image content (face, hair, flat background)."""
+    from skimage import data
+
+    return data.astronaut()[100:196, 150:270]

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from bench.harness import make_artifact
 from model.artifacts import find_model, interpolate, list_models, load_keras_model, read_manifest
 from model.errors import ArtifactError, ModelNotFound
-from tests.conftest import make_artifact
 
 
 def test_roundtrip_loads_identical_weights(tmp_path):

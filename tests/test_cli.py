@@ -1,25 +1,15 @@
 """``esrgan upscale`` and ``esrgan models`` run as the user runs them: a subprocess per command."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench.harness import make_artifact
 from model import imageio
 from model.artifacts import read_manifest
 from model.hardware import resolve_precision
-from tests.conftest import make_artifact
+from tests.helpers import esrgan
 from tests.imagefactory import exif_orientation, pattern, pillow_bytes, srgb_profile
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def esrgan(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "esrgan", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
 
 
 def test_folder_batch_mirrors_the_tree_keeps_layouts_and_names_failures(tmp_path, models_dir):
@@ -86,7 +76,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path, models_dir):
 
     run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir,
                  "--outscale", "2", "--width", "9")
-    assert run.returncode == 1 and "esrgan: error: give either --outscale or --width/--height" in run.stderr
+    assert run.returncode == 1 and "esrgan: error: give either outscale or width/height" in run.stderr
 
     run = esrgan("upscale", src, "-o", tmp_path / "o.png", "--models-dir", models_dir,
                  env={"ESRGAN_MAX_OUTPUT_PIXELS": "1000"})
@@ -142,7 +132,7 @@ def test_self_ensemble_option_matches_the_engine(tmp_path, models_dir):
 
 
 def test_videos_and_animations_with_images_in_a_folder_and_one_clip_by_name(tmp_path, models_dir):
-    from tests.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
+    from bench.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
 
     src, out = tmp_path / "in", tmp_path / "out"
     (src / "sub").mkdir(parents=True)

@@ -1,5 +1,5 @@
 """The Python client, `esrgan upscale --server` and POST /v1/archives against the real service: Redis, a
-Celery worker running tiny TensorFlow models and the API under uvicorn (tests/service_harness.py)."""
+Celery worker running tiny TensorFlow models and the API under uvicorn (bench/harness.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +13,10 @@ import zipfile
 import pytest
 from PIL import Image
 
+from bench.harness import REPO, ServiceStack, full_stack, png_bytes
 from esrgan.client import (AsyncClient, Client, Conflict, InvalidRequest, JobFailed, NotFound, Unauthorized,
                            Unavailable, UnsupportedImage)
-from tests.service_harness import REPO, ServiceStack, full_stack, png_bytes
-from tests.test_service_cli import clean_env
+from tests.helpers import clean_env
 
 # Archives of at most 4 results and 300 kB: room for three small results, not for two 256x256 noise PNGs.
 ARCHIVE_LIMITS = dict(max_archive_jobs=4, max_archive_bytes=300_000)
@@ -247,7 +247,7 @@ def test_local_upscale_without_tensorflow_says_what_to_install(tmp_path):
 
 
 def test_upscale_server_takes_videos_and_animations_with_images(stack, tmp_path):
-    from tests.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
+    from bench.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
 
     src, out = tmp_path / "mixed", tmp_path / "out"
     (src / "clips").mkdir(parents=True)

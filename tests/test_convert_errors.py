@@ -1,6 +1,4 @@
 """Files the converter must refuse, with a message naming what did not match, and the CLI around it."""
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +8,9 @@ import torch
 from esrgan.main import main
 from model.convert import CheckpointError, convert_checkpoint
 from model.errors import ArtifactError
+from tests.helpers import esrgan
 from tests.torch_reference import SRVGGNetCompact
 from training.torch_archs import RRDBNet
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class RunsCode:
@@ -141,9 +138,7 @@ def test_cli_convert_then_models_dir_holds_it(tmp_path, capsys):
 def test_cli_bad_file_exits_nonzero_with_message(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(np.random.default_rng(0).bytes(256))
-    proc = subprocess.run([sys.executable, "-m", "esrgan", "convert", str(bad), "--name", "b",
-                           "--models-dir", str(tmp_path / "m")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = esrgan("convert", bad, "--name", "b", "--models-dir", tmp_path / "m")
     assert proc.returncode == 1
     assert "esrgan convert:" in proc.stderr and "not a PyTorch checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -166,7 +166,7 @@ def test_api_image_command_runs_without_tensorflow_and_passes_its_healthcheck(co
     compose healthcheck against it: unhealthy before, healthy once it answers."""
     from api import cli
     from esrgan.main import build_parser
-    from tests.service_harness import ServiceStack, free_port, wait_until
+    from bench.harness import ServiceStack, free_port, wait_until
 
     api = compose["services"]["api"]
     assert api["ports"] == ["8000:8000"]
@@ -303,7 +303,7 @@ def test_worker_command_is_a_real_esrgan_subcommand(argv, compose):
     from esrgan.main import build_parser
     from worker import cli
 
-    from model.cli import cmd_install
+    from esrgan.models import cmd_install
 
     if argv == "dockerfile":
         command = cmd("Dockerfile.worker")
@@ -322,7 +322,7 @@ def test_worker_healthcheck_finds_this_containers_heartbeat(compose, tmp_path):
     beats (the worker names itself NAME@hostname)."""
     import socket
 
-    from tests.service_harness import ServiceStack
+    from bench.harness import ServiceStack
 
     check = compose["services"]["worker"]["healthcheck"]["test"]
     assert check[:2] == ["CMD", "python3"]

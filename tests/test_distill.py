@@ -11,7 +11,7 @@ from PIL import Image
 
 from model.artifacts import read_manifest
 from model.engine import Upscaler
-from tests.conftest import make_artifact
+from bench.harness import make_artifact
 from training.config import TrainConfig
 from training.teacher import CacheConfig, TeacherCache, load_pair
 
@@ -95,6 +95,14 @@ def test_student_learns_the_teacher_from_the_command_line(tmp_path, images, teac
     make_artifact(tmp_path, "fresh", scale=4, params={"num_block": 1, "num_feat": 16, "num_grow_ch": 8}, seed=5)
     fresh = Upscaler.from_artifact(tmp_path / "fresh", precision="float32").upscale(pair["lr"]).astype(float)
     assert np.abs(student - pair["teacher"]).mean() < 0.7 * np.abs(fresh - pair["teacher"]).mean()
+
+    # Resumed, the schedule goes on and the exported average starts from the weights, not from zeros.
+    resumed = subprocess.run([*args[:3], "train", "--resume", "--out", str(out), "--steps", "80",
+                              "--ema-decay", "0.99", "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()][-2:] == [70, 80]
+    again = Upscaler.from_artifact(out / "student", precision="float32").upscale(pair["lr"]).astype(float)
+    assert np.abs(again - pair["teacher"]).mean() < 0.7 * np.abs(fresh - pair["teacher"]).mean()
 
     bad = subprocess.run([*args[:5], "--teacher", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=120)

@@ -6,23 +6,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.harness import make_artifact
 from model.engine import Upscaler, load_upscaler
 from model.errors import Canceled, InvalidOption, ModelNotFound
 from model.settings import Settings
-from tests.conftest import make_artifact
 
 
 @pytest.fixture(scope="module")
 def x4(models_dir):
     # float32: tiling tests compare to one level; bfloat16 rounding (the default on bf16 CPUs) has its own test
     return Upscaler.from_artifact(models_dir / "tiny-x4", tile_pad=16, precision="float32")
-
-
-@pytest.fixture(scope="module")
-def photo():
-    from skimage import data
-
-    return data.astronaut()[100:196:, 150:270]  # 96x120 RGB uint8, real image content
 
 
 def test_native_scale_shape_and_dtype(x4, photo):

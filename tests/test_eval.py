@@ -1,31 +1,20 @@
 """``esrgan eval``, ``esrgan interpolate`` and ``esrgan prepare`` on artifacts and images made in the test."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.harness import make_artifact
 from model.artifacts import load_keras_model, model_weights, read_manifest, read_weights
 from model.engine import Upscaler
 from model.errors import ArtifactError
-from tests.conftest import make_artifact
+from tests.helpers import esrgan
 from tests.test_data import benchmark, photos
 from training.evaluate import engine_upscale, evaluate, find_pairs
 from training.imresize import imresize
 from training.interpolate import interpolate_artifacts
 from training.metrics import evaluate_pair
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def esrgan(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "esrgan", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

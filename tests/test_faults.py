@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.service_harness import ServiceStack, png_bytes, wait_until
+from bench.harness import ServiceStack, png_bytes, wait_until
 
 LIMITS = dict(max_upload_bytes=2_000_000, max_input_pixels=1_000_000, max_output_pixels=16_000_000)
 # Short limits so a job whose worker vanished comes back within seconds (visibility = hard limit + 1).

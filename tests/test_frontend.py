@@ -1,5 +1,5 @@
 """The browser front end, end to end: headless Chromium (Debian's) against the real service: Redis, a Celery
-worker process running a tiny TensorFlow model, and the API under uvicorn (tests/service_harness.py).
+worker process running a tiny TensorFlow model, and the API under uvicorn (bench/harness.py).
 
 Screenshots of each state go to the test's tmp folder; set FRONTEND_SCREENSHOTS=folder to keep them
 (docs/frontend.png is made that way).
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service_harness import ServiceStack
+from bench.harness import ServiceStack
 
 pw = pytest.importorskip("playwright.sync_api")  # a dev dependency (pyproject [dev])
 
@@ -58,7 +58,7 @@ def web_models(tmp_path_factory, models_dir) -> Path:
 
     from model.archs import build_generator
     from model.artifacts import model_weights
-    from tests.conftest import TINY_RRDB, make_artifact
+    from bench.harness import TINY_RRDB, make_artifact
 
     root = tmp_path_factory.mktemp("web-models")
     for artifact in models_dir.iterdir():
@@ -392,7 +392,7 @@ def test_many_files_cancel_all(page, stack, tmp_path):
 
 
 def test_a_video_plays_in_the_page_and_a_gif_animates_in_the_comparison(page, stack, tmp_path, shots):
-    from tests.clipfactory import animation_bytes, video_bytes
+    from bench.clipfactory import animation_bytes, video_bytes
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(video_bytes(12, 32, 24, rate=12, audio=True))

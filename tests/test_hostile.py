@@ -20,9 +20,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from packaging.version import Version
 
+from bench.harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload
 from tests.imagefactory import (exif_orientation, mpo_bytes, pattern, png_chunk, png_rows, tiff_bytes,
                                 tiff_with_tiny_pages)
-from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload
 
 MULTIPART = b"Content-Type: multipart/form-data; boundary=b\r\n"
 

@@ -10,7 +10,7 @@ from model import official
 from model.convert import CheckpointError, convert_ncnn
 from model.engine import Upscaler
 from tests import ncnn_factory as nf
-from tests.test_cli import esrgan
+from tests.helpers import esrgan
 
 PAD = 8  # input pixels mirrored past each edge, for both runtimes (the engine's edge_pad)
 
@@ -166,7 +166,7 @@ def test_x3_job_through_the_service(tmp_path):
     from PIL import Image
 
     from model.convert import convert_ncnn
-    from tests.service_harness import ServiceStack, png_bytes
+    from bench.harness import ServiceStack, png_bytes
 
     models = tmp_path / "models"
     convert_ncnn(nf.srvgg(tmp_path / "a.param", resize=0.75), models, "anime-x3", license="test licence")

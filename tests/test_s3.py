@@ -8,8 +8,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from bench.harness import ServiceStack, png_bytes, wait_until
+from tests.helpers import assert_error
 from tests.s3_server import S3Server
-from tests.service_harness import ServiceStack, png_bytes, wait_until
 
 BUCKET, PREFIX = "esrgan-jobs", "jobs"
 STORAGE_URL = f"s3://{BUCKET}/{PREFIX}"
@@ -33,13 +34,6 @@ def stack(tmp_path_factory, models_dir, s3):
         s.start_api(data_dir=root / "api-data")
         s.start_worker("w1", data_dir=root / "w1-data")
         yield s
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert error["code"] == code, error
-    return error
 
 
 def local_image_files(stack) -> list:
@@ -73,7 +67,7 @@ def test_delete_removes_the_objects(stack, s3):
 def test_sweep_removes_objects_of_expired_jobs(stack, s3, monkeypatch):
     from jobs.records import JobStore
     from jobs.settings import Settings
-    from jobs.storage import open_storage
+    from jobs.backends import open_storage
 
     kept, expired = (stack.wait_for(stack.submit(png_bytes(16, 16, seed=s))["id"]) for s in (3, 4))
     stack.redis.delete(f"esrgan:job:{expired['id']}")  # what the retention TTL does
@@ -88,8 +82,9 @@ def test_sweep_removes_objects_of_expired_jobs(stack, s3, monkeypatch):
 def test_clip_parts_are_objects_kept_until_the_clip_is_joined(stack, s3, monkeypatch):
     from jobs.records import JobStore
     from jobs.settings import Settings
-    from jobs.storage import JobParts, open_storage
-    from tests.clipfactory import audio_packets, video_bytes, video_frames
+    from jobs.backends import open_storage
+    from jobs.storage import JobParts
+    from bench.clipfactory import audio_packets, video_bytes, video_frames
 
     for name, value in s3.env(STORAGE_URL).items():
         monkeypatch.setenv(name, value)

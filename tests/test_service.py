@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload, wait_until
 from model import imageio
 from model.hardware import resolve_precision
+from tests.helpers import assert_error
 from tests.imagefactory import mpo_bytes, pattern, png_rows, tiff_bytes
-from tests.service_harness import ServiceStack, png_bytes, send_chunk, start_chunked_upload, wait_until
 
 LIMITS = dict(max_upload_bytes=400_000, max_input_pixels=1_000_000, max_output_pixels=4_000_000)
 # Short limits so a job whose worker vanished comes back within seconds (visibility = hard limit + 1).
@@ -46,15 +47,6 @@ def decode(data: bytes) -> Image.Image:
     im = Image.open(io.BytesIO(data))
     im.load()
     return im
-
-
-def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["message"]
-    if code:
-        assert err["code"] == code, err
-    return err
 
 
 # --- the happy path --------------------------------------------------------------------------------
@@ -217,7 +209,7 @@ def test_job_over_its_time_limit_is_stopped_and_reported(stack):
 def test_files_of_expired_jobs_are_swept(stack):
     from jobs.records import JobStore
     from jobs.settings import Settings
-    from jobs.storage import open_storage
+    from jobs.backends import open_storage
 
     kept = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
     expired = stack.wait_for(stack.submit(png_bytes(32, 32))["id"])
@@ -288,7 +280,8 @@ def test_truncated_png_fails_its_job_instead_of_coming_out_black(stack):
     ({"model": "no-such-model"}, "unknown_model"),
     ({"model": "../tiny-x4"}, "unknown_model"),
     ({"model": "tiny-x4", "scale": "2"}, "unknown_model"),
-    ({"scale": "5"}, "invalid_option"),  # (3 is a scale since the x3 models; the tiny set has none: unknown_model)
+    ({"scale": "5"}, "invalid_option"),
+    ({"scale": "3"}, "unknown_model"),  # x3 is allowed; the tiny models have no x3 default
     ({"outscale": "-1"}, "invalid_request"),
     ({"outscale": "abc"}, "invalid_request"),
     ({"outscale": "2", "width": "100"}, "invalid_option"),

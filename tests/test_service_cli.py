@@ -11,13 +11,8 @@ import psutil
 import pytest
 
 from api.embedded import free_port
-from tests.service_harness import REPO, png_bytes, wait_until
-
-
-def clean_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_") and k != "REDIS_URL"}
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    return env
+from bench.harness import REPO, png_bytes, wait_until
+from tests.helpers import clean_env
 
 
 def cmdline(p: psutil.Process) -> str:

@@ -1,9 +1,6 @@
 """Training on tiny data: the loss falls, GAN steps run with both perceptual losses, a killed run
 resumes exactly, exports are loadable artifacts."""
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,15 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.harness import TINY_RRDB
 from model.artifacts import load_keras_model, read_manifest
-from tests.conftest import TINY_RRDB
+from tests.helpers import start_esrgan
 from tests.test_data import benchmark, photos
 from training.config import TrainConfig
 from training.data import make_dataset
 from training.evaluate import evaluate, keras_upscale
 from training.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(num_block=1, num_feat=TINY_RRDB["num_feat"], num_grow_ch=TINY_RRDB["num_grow_ch"])
 
 
@@ -213,9 +210,7 @@ def test_missing_vgg_weights_says_what_to_do(images, tmp_path, psnr_artifact, mo
 
 
 def esrgan(*args, **kw):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "esrgan", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return start_esrgan(*args, env={"TF_DETERMINISTIC_OPS": "1"}, **kw)
 
 
 def checkpoint_values(run: Path) -> dict:

@@ -14,7 +14,7 @@ from model.frames import MemoryParts, upscale_clip
 from model.options import JobOptions, resolve_clip_options
 from model.settings import Settings
 from model.artifacts import read_manifest
-from tests.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
+from bench.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_probe_reads_the_header():
         assert (clip.kind, clip.format, clip.frames, clip.width, clip.height) == ("animation", key, 4, 20, 16)
         assert clip.duration == pytest.approx(0.5)
     assert video.probe_clip(animation_bytes(4, fmt="PNG", alpha=True)).has_alpha
-    from tests.service_harness import png_bytes
+    from bench.harness import png_bytes
 
     assert video.probe_clip(png_bytes(8, 8)) is None  # a still image is not a clip
     with pytest.raises(ImageError, match="MP4"):

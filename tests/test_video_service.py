@@ -1,12 +1,12 @@
 """Videos and animations through the job service, end to end: real Redis, real Celery workers, the API
-under uvicorn, real HTTP. Clips are made here (tests/clipfactory.py), a few frames of 32x24 or so."""
+under uvicorn, real HTTP. Clips are made here (bench/clipfactory.py), a few frames of 32x24 or so."""
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from tests.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
-from tests.service_harness import ServiceStack, wait_until
+from bench.clipfactory import animation_bytes, animation_frames, audio_packets, video_bytes, video_frames
+from bench.harness import ServiceStack, wait_until
 
 CHUNK = 4  # frames per part: a 24-frame clip is 6 parts
 LIMITS = dict(max_upload_bytes=2_000_000, max_clip_frames=60, max_clip_seconds=20,
@@ -53,6 +53,28 @@ def test_mp4_with_audio_at_x2_keeps_timing_audio_and_rotation(stack):
     assert out["rotation"] == 90
     assert audio_packets(r.content) == audio_packets(clip) != []  # copied bit for bit
     assert not parts_of(stack, job["id"])  # joined once, then the parts are gone
+
+
+def test_job_answers_and_webhooks_leave_out_clip_fields_for_images():
+    from api.schemas import JobOut
+    from jobs.records import Job
+    from model.options import JobOptions
+
+    options = JobOptions(model="tiny-x2", scale=2, width=8, height=8, format="png", quality=95)
+    image = Job(id="ab" * 16, status="succeeded", owner="", model="tiny-x2", options=options, created_at="",
+                input={"name": "a.png", "width": 4, "height": 4, "format": "png", "bytes": 10},
+                output={"width": 8, "height": 8, "format": "png", "bytes": 20})
+    sent = JobOut.public(image)
+    assert set(sent["input"]) == {"name", "width", "height", "format", "bytes", "url"}
+    assert set(sent["output"]) == {"width", "height", "format", "bytes", "url"}
+    assert sent["options"] == options.model_dump() and "precision" in sent and "webhook" in sent
+
+    clip = Job(**{**vars(image), "input": {**image.input, "kind": "video", "frames": 3, "duration": 0.1,
+                                             "fps": 30.0, "audio": False},
+                  "output": {**image.output, "frames": 3, "resumed_at_frame": 0}})
+    sent = JobOut.public(clip)
+    assert sent["input"]["kind"] == "video" and sent["input"]["audio"] is False
+    assert sent["output"]["frames"] == 3 and sent["output"]["resumed_at_frame"] == 0
 
 
 def test_animated_gif_at_x2_keeps_durations_and_loop(stack):

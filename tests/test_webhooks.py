@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from bench.harness import ServiceStack, full_stack, png_bytes, wait_until
 from jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.service_harness import ServiceStack, full_stack, png_bytes, wait_until
 
 SECRET = "webhook-test-secret"
 

@@ -157,13 +157,14 @@ def make_step(cfg: TrainConfig, student, optimizer):
 
 
 def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int) -> None:
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=cfg.lr_min_ratio)
+    # The cosine schedule continues where a resumed run stopped; the optimizer's own count starts at 0, so its
+    # EMA starts as a copy of the weights (Keras copies them at iteration 0, and averages zeros in otherwise).
+    schedule = Resumed(keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=cfg.lr_min_ratio), start)
     optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, use_ema=True,
                                       ema_momentum=cfg.ema_decay)
     if cfg.precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(student.trainable_variables)
-    optimizer.iterations.assign(start)  # the cosine schedule continues where the run stopped
     step, log, t0 = make_step(cfg, student, optimizer), out / "log.jsonl", time.perf_counter()
     with tqdm(total=cfg.steps, initial=start, desc="distill", unit="step", disable=not cfg.progress) as bar:
         for s in range(start + 1, cfg.steps + 1):
@@ -177,6 +178,16 @@ def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int) -
             if s % cfg.checkpoint_every == 0 or s == cfg.steps:
                 pairs.refresh()
                 _save_student(out, student, optimizer, s)
+
+
+class Resumed(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` shifted by the steps a run had done before this process started."""
+
+    def __init__(self, schedule, start: int):
+        self.schedule, self.start = schedule, start
+
+    def __call__(self, step):
+        return self.schedule(step + self.start)
 
 
 def _save_student(out: Path, student, optimizer, step: int) -> None:

@@ -15,12 +15,13 @@ from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.log import get_logger
 
+from api.schemas import JobOut
 from jobs.queue import TASK_NAME, WEBHOOK_TASK, make_celery
 from jobs import webhooks
-from jobs.records import (CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused, job_json,
-                          now_iso)
+from jobs.records import CANCELED, FAILED, RUNNING, SUCCEEDED, JobGone, JobStore, TransitionRefused, now_iso
 from jobs.settings import get_settings
-from jobs.storage import GENERATED, UPLOADS, FileMissing, JobParts, Storage, StorageError, open_storage
+from jobs.backends import open_storage
+from jobs.storage import GENERATED, UPLOADS, FileMissing, JobParts, Storage, StorageError
 from model.errors import Canceled, ESRGANError, ImageError
 from model.hardware import resolve_precision
 
@@ -112,7 +113,8 @@ def deliver_webhook(job_id: str, attempt: int) -> str:
     job = jobs.get(job_id)
     if job is None or not job.options.callback_url:
         return "gone"
-    result = webhooks.deliver(job.options.callback_url, job_json(job), settings.webhook_secret or "",
+    payload = JobOut.public(job)  # the job as GET /v1/jobs/{id} shows it
+    result = webhooks.deliver(job.options.callback_url, payload, settings.webhook_secret or "",
                               timeout=settings.webhook_timeout, allow_private=settings.webhook_allow_private)
     last = attempt >= settings.webhook_attempts
     status = "delivered" if result["ok"] else "failed" if last else "retrying"

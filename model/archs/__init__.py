@@ -1,34 +1,15 @@
-"""Architectures by name: the manifest's ``arch`` and ``params`` select and size one."""
+"""Architectures by name: the manifest's ``arch`` and ``params`` select and size one (the table of
+architectures is ``model.architectures``)."""
 import contextlib
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
 from ..settings import PRECISIONS
+from ..architectures import architecture
 
 _policy_lock = threading.RLock()  # Keras reads the dtype policy from global state while building
-
-
-def _rrdbnet(**p):
-    from .rrdbnet import build_rrdbnet
-
-    return build_rrdbnet(**p)
-
-
-def _srresnet(**p):
-    from .srresnet import build_srresnet
-
-    return build_srresnet(**p)
-
-
-def _srvgg(**p):
-    from .srvgg import build_srvgg
-
-    return build_srvgg(**p)
-
-
-GENERATORS: dict[str, Callable[..., keras.Model]] = {"rrdbnet": _rrdbnet, "srresnet": _srresnet, "srvgg": _srvgg}
 
 
 def policy_name(precision: str) -> str:
@@ -55,10 +36,7 @@ def build_generator(arch: str, params: dict[str, Any], precision: str | None = N
     bfloat16 runs about twice as fast on CPUs with AVX512-BF16/AMX for ~0.01-0.02 dB PSNR. None keeps the
     policy in force (a training run sets its own). ``inference`` stores the weights in ``precision`` too: the
     mixed policy (what training needs) casts every float32 weight on every call; inference casts once."""
-    try:
-        builder = GENERATORS[arch]
-    except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(GENERATORS))}") from None
+    builder = architecture(arch).keras
     if precision is None:
         return builder(**params)
     if precision not in PRECISIONS:

@@ -1,5 +1,6 @@
-"""Small videos and animations made for the tests (PyAV writes the videos, Pillow the animations), and
-readers that report what a player would see: frame sizes and times, rotation, the audio packets."""
+"""Small videos and animations made for the tests and benchmarks (PyAV writes the videos, Pillow the
+animations), and readers that report what a player would see: frame sizes and times, rotation, the audio
+packets."""
 from __future__ import annotations
 
 import io

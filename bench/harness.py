@@ -31,6 +31,23 @@ from api.server import HTTP
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = ("succeeded", "failed", "canceled")
+TINY_RRDB = dict(num_block=2, num_feat=16, num_grow_ch=8)
+
+
+def make_artifact(models_dir: Path, name: str, scale: int = 4, arch: str = "rrdbnet", seed: int = 0,
+                  params: dict | None = None, **fields):
+    """Build a random-weight generator and write it as an artifact; returns the manifest."""
+    import keras
+
+    from model.archs import build_generator
+    from model.artifacts import model_weights, save_artifact
+
+    keras.utils.set_random_seed(seed)
+    params = {**(TINY_RRDB if arch == "rrdbnet" else {}), "scale": scale, **(params or {})}
+    model = build_generator(arch, params)
+    value_range = (-1.0, 1.0) if arch == "srresnet" else (0.0, 1.0)
+    return save_artifact(models_dir / name, model_weights(model), name=name, arch=arch, params=params,
+                         scale=scale, value_range=value_range, description=f"random test model {name}", **fields)
 
 
 def png_bytes(width: int, height: int, seed: int = 0, mode: str = "RGB", fmt: str = "PNG") -> bytes:
