@@ -50,7 +50,7 @@ def has_nvidia_gpu() -> bool:
 
 
 def auto_precision(flags: frozenset[str] | None = None, gpu: bool | None = None) -> str:
-    """The fastest compute type whose quality matches float32 (within 0.05 dB) on this machine."""
+    """The fastest compute type whose quality matches float32 (within 0.05 dB; the distilled esrgan-real-x2 0.064 dB) on this machine."""
     if gpu if gpu is not None else has_nvidia_gpu():
         return "float16"
     flags = cpu_info()[1] if flags is None else flags
