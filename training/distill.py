@@ -24,7 +24,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from model.archs import build_generator, dtype_policy, policy_name
-from model.artifacts import MANIFEST, assign_weights, find_model, model_weights, read_manifest, read_weights, save_artifact
+from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
 from . import losses
 from .config import TrainConfig
@@ -44,23 +44,14 @@ def distill(cfg: TrainConfig, resume: bool = False) -> Path:
     return export(cfg, student, init, out)
 
 
-def _teacher_folder(name: str) -> Path:
-    from model.settings import get_settings
-
-    settings = get_settings()
-    if (Path(name) / MANIFEST).is_file():
-        return Path(name)
-    from model import official
-
-    official.ensure(settings, name)
-    return find_model(settings.model_dirs, name)[0]
-
-
 def fill_cache(cfg: TrainConfig) -> TeacherCache:
     from model.engine import Upscaler
     from model.hardware import auto_precision
 
-    teacher = _teacher_folder(cfg.teacher)
+    from model import official
+    from model.settings import get_settings
+
+    teacher = official.folder_of(get_settings(), cfg.teacher)
     scale = read_manifest(teacher).scale
     folder = cfg.teacher_cache or str(Path(cfg.out).parent / f"teacher-cache-{teacher.name}")
     cache = TeacherCache(folder, CacheConfig(lr_size=cfg.teacher_crop, scale=scale, seed=cfg.seed,

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from . import degrade
 from .images import list_images, load_rgb
@@ -75,7 +76,7 @@ class TeacherCache:
         self.folder, self.cfg, self.teacher = Path(folder), cfg, teacher
         crop = cfg.lr_size * cfg.scale
         self.images = list_images(images_dir, crop)
-        self.sizes = [load_rgb(p).shape[:2] for p in self.images]
+        self.sizes = [_size(p) for p in self.images]
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = {"config": asdict(cfg), "teacher": teacher, "images": [Path(p).name for p in self.images]}
         path = self.folder / META
@@ -120,6 +121,12 @@ def run_teacher(upscaler, crops: list[np.ndarray], edge: int) -> list[np.ndarray
     x = np.stack([np.pad(c, ((edge, edge), (edge, edge), (0, 0)), mode="symmetric") for c in crops])
     y = upscaler.runner(x.astype(np.float32))
     return [np.clip(o[edge * s:-edge * s, edge * s:-edge * s], 0, 1) for o in y]
+
+
+def _size(path: str) -> tuple[int, int]:
+    """(height, width) from the file's header, without decoding it."""
+    with Image.open(path) as im:
+        return im.height, im.width
 
 
 def load_pair(path: Path) -> dict[str, np.ndarray]:
