@@ -122,6 +122,8 @@ class ServiceStack:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_")}
         self.env.update({
             "REDIS_URL": self.redis_url, "ESRGAN_MODELS_DIR": str(models_dir), "ESRGAN_DATA_DIR": str(self.data_dir),
+            # the stack's own official-models folder: never the user's cache (it changes what /v1/models lists)
+            "ESRGAN_OFFICIAL_MODELS_DIR": str(self.root / "official"),
             "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
         })
         if single_thread:

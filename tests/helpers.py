@@ -16,6 +16,8 @@ def clean_env() -> dict:
     """The environment without ESRGAN_ settings or REDIS_URL, importing this tree, on the CPU."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_") and k != "REDIS_URL"}
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    if "ESRGAN_OFFICIAL_MODELS_DIR" in os.environ:  # conftest's folder, not the user's cache
+        env["ESRGAN_OFFICIAL_MODELS_DIR"] = os.environ["ESRGAN_OFFICIAL_MODELS_DIR"]
     return env
 
 
