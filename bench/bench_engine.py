@@ -52,7 +52,7 @@ def random_upscaler(name: str, params: dict, precision: str = "auto", backend: s
     precision = runner_precision(precision, backend)
     model = build_generator("rrdbnet", params, precision, inference=True)
     if backend == "openvino":
-        up = Upscaler(OpenVINORunner(manifest, model_weights(model), precision), manifest)
+        up = Upscaler(OpenVINORunner.from_weights(manifest, model_weights(model), precision), manifest)
         up.keras = model  # for counting FLOPs
         return up
     return Upscaler(model, manifest)

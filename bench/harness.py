@@ -124,6 +124,7 @@ class ServiceStack:
             "REDIS_URL": self.redis_url, "ESRGAN_MODELS_DIR": str(models_dir), "ESRGAN_DATA_DIR": str(self.data_dir),
             # the stack's own official-models folder: never the user's cache (it changes what /v1/models lists)
             "ESRGAN_OFFICIAL_MODELS_DIR": str(self.root / "official"),
+            "ESRGAN_COMPILED_CACHE_DIR": str(self.root / "compiled"),
             "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
         })
         if single_thread:

@@ -17,6 +17,7 @@ import numpy as np
 from . import official
 from .architectures import architecture
 from .artifacts import Manifest, read_manifest
+from .compiled import CompiledCache, compiled_cache
 from .errors import Canceled, ESRGANError, InvalidOption
 from .options import JobOptions, output_size, resolve_model, resolve_strength
 from .runners import Runner, TensorFlowRunner, load_runner, precision_line
@@ -66,11 +67,11 @@ class Upscaler:
 
     @classmethod
     def from_artifact(cls, folder: Path | str, *, strength: float | None = None, precision: str = "auto",
-                      backend: str = "auto", **kwargs) -> "Upscaler":
+                      backend: str = "auto", cache: CompiledCache | None = None, **kwargs) -> "Upscaler":
         """``precision``: one of PRECISION_SETTINGS; ``auto`` = the fastest this machine has (model.hardware).
-        ``backend``: one of BACKEND_SETTINGS (model.runners)."""
+        ``backend``: one of BACKEND_SETTINGS (model.runners). ``cache``: compiled networks (model.compiled)."""
         manifest = read_manifest(folder)
-        runner = load_runner(folder, manifest, strength=strength, precision=precision, backend=backend)
+        runner = load_runner(folder, manifest, strength=strength, precision=precision, backend=backend, cache=cache)
         return cls(runner, manifest, **kwargs)
 
     # --- sizes ------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def load_upscaler(name: str | None = None, *, scale: int | None = None, strength
         if key not in _cache:
             up = _cache[key] = Upscaler.from_artifact(
                 folder, strength=strength, precision=settings.precision, backend=settings.backend,
-                tile=settings.tile, tile_pad=settings.tile_pad, edge_pad=settings.edge_pad,
+                cache=compiled_cache(settings), tile=settings.tile, tile_pad=settings.tile_pad, edge_pad=settings.edge_pad,
                 tile_memory_mb=settings.tile_memory_mb)
             log.info("loaded %s (x%d) on %s, precision %s", manifest.name, manifest.scale, up.backend,
                      precision_line(settings.precision, up.backend))

@@ -17,6 +17,7 @@ import numpy as np
 
 from .architectures import architecture, openvino_archs
 from .artifacts import Manifest, load_keras_model, load_weights
+from .compiled import CompiledCache, cache_key
 from .errors import InvalidOption
 from .hardware import describe, has_nvidia_gpu, resolve_precision
 from .settings import BACKEND_SETTINGS, PRECISION_SETTINGS
@@ -106,21 +107,49 @@ class OpenVINORunner:
     oom_errors = (MemoryError,)
     _core = None
 
-    def __init__(self, manifest: Manifest, weights: dict[str, np.ndarray], precision: str = "float32"):
+    def __init__(self, compiled):
         import openvino as ov
 
-        from .openvino_graph import build_model
-
-        if OpenVINORunner._core is None:
-            OpenVINORunner._core = ov.Core()
-        graph = build_model(architecture(manifest.arch).openvino, manifest.params, weights, manifest.value_range,
-                            clip=_clips(manifest), name=manifest.arch)
-        self.compiled = self._core.compile_model(graph, "CPU", {
-            "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"})
+        self.compiled = compiled
         # What the plugin chose: a CPU without bfloat16 runs float32 whatever was asked
-        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        ran = compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = {ov.Type.f32: "float32", ov.Type.bf16: "bfloat16", ov.Type.f16: "float16"}.get(ran, str(ran))
         self._local = threading.local()  # an infer request serves one call at a time: one per thread
+
+    @classmethod
+    def core(cls):
+        import openvino as ov
+
+        if cls._core is None:
+            cls._core = ov.Core()
+        return cls._core
+
+    @staticmethod
+    def config(precision: str) -> dict:
+        return {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"}
+
+    @classmethod
+    def from_weights(cls, manifest: Manifest, weights: dict[str, np.ndarray], precision: str = "float32"):
+        from .openvino_graph import build_model
+
+        graph = build_model(architecture(manifest.arch).openvino, manifest.params, weights, manifest.value_range,
+                            clip=_clips(manifest), name=manifest.arch)
+        return cls(cls.core().compile_model(graph, "CPU", cls.config(precision)))
+
+    @classmethod
+    def from_artifact(cls, folder: Path | str, manifest: Manifest, strength: float | None = None,
+                      precision: str = "float32", cache: CompiledCache | None = None) -> "OpenVINORunner":
+        """The compiled network from ``cache`` where this artifact state was compiled before on this
+        machine, else built from the verified weights (and stored there)."""
+        if cache is None:
+            return cls.from_weights(manifest, load_weights(folder, manifest, strength), precision)
+        key = cache_key(folder, manifest, strength, precision, _clips(manifest))
+        compiled = cache.load(cls.core(), key, cls.config(precision))
+        if compiled is not None:
+            return cls(compiled)
+        runner = cls.from_weights(manifest, load_weights(folder, manifest, strength), precision)
+        cache.store(key, runner.compiled)
+        return runner
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         request = getattr(self._local, "request", None)
@@ -130,12 +159,13 @@ class OpenVINORunner:
 
 
 def load_runner(folder: Path | str, manifest: Manifest, *, strength: float | None = None,
-                precision: str = "auto", backend: str = "auto") -> Runner:
-    """The artifact's (optionally interpolated) network, ready to run on ``backend`` in ``precision``."""
+                precision: str = "auto", backend: str = "auto", cache: CompiledCache | None = None) -> Runner:
+    """The artifact's (optionally interpolated) network, ready to run on ``backend`` in ``precision``;
+    ``cache``: where OpenVINO keeps compiled networks between processes (model.compiled)."""
     backend = resolve_backend(backend, manifest.arch)
     precision = runner_precision(manifest.precision_setting(precision), backend)
     if backend == "openvino":
-        return OpenVINORunner(manifest, load_weights(folder, manifest, strength), precision)
+        return OpenVINORunner.from_artifact(folder, manifest, strength, precision, cache)
     model = load_keras_model(folder, manifest, strength=strength, precision=precision, inference=True)
     return TensorFlowRunner(model, manifest.value_range, clip=_clips(manifest))
 

@@ -10,6 +10,8 @@ from bench.harness import make_artifact
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Official models install on first use into this folder: the tests' own, never the user's cache
 os.environ["ESRGAN_OFFICIAL_MODELS_DIR"] = tempfile.mkdtemp(prefix="esrgan-official-")
+# Compiled networks likewise: a test never starts from (or fills) the user's compiled-model cache
+os.environ["ESRGAN_COMPILED_CACHE_DIR"] = tempfile.mkdtemp(prefix="esrgan-compiled-")
 
 
 @pytest.fixture(scope="session")

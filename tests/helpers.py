@@ -16,8 +16,9 @@ def clean_env() -> dict:
     """The environment without ESRGAN_ settings or REDIS_URL, importing this tree, on the CPU."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESRGAN_") and k != "REDIS_URL"}
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    if "ESRGAN_OFFICIAL_MODELS_DIR" in os.environ:  # conftest's folder, not the user's cache
-        env["ESRGAN_OFFICIAL_MODELS_DIR"] = os.environ["ESRGAN_OFFICIAL_MODELS_DIR"]
+    for name in ("ESRGAN_OFFICIAL_MODELS_DIR", "ESRGAN_COMPILED_CACHE_DIR"):  # conftest's, not the user's caches
+        if name in os.environ:
+            env[name] = os.environ[name]
     return env
 
 
