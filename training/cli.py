@@ -16,6 +16,11 @@ from .config import PrepareConfig, TrainConfig
 USER_ERRORS = (ESRGANError, ValueError, FileNotFoundError, NotADirectoryError)
 
 
+TRAIN_DESCRIPTION = ("Options default to training/config.py TrainConfig. --backend tf (TensorFlow: every stage, "
+                     "exports an artifact) or torch (PyTorch, psnr stage: writes a checkpoint for esrgan convert). "
+                     "With --resume, the run in --out continues with its saved config; options given override it.")
+
+
 def register(sub) -> None:
     p = sub.add_parser("prepare", help="resize a folder, make LR images and augmented HR/LR patch pairs")
     p.add_argument("src", help="folder of images (searched recursively)")
@@ -45,11 +50,6 @@ def register(sub) -> None:
     p.add_argument("--default-strength", type=float, default=0.8)
     p.add_argument("--models-dir", help="where to write it (default: settings' ESRGAN_MODELS_DIR)")
     p.set_defaults(func=_run(_interpolate))
-
-
-TRAIN_DESCRIPTION = ("Options default to training/config.py TrainConfig. --backend tf (TensorFlow: every stage, "
-                     "exports an artifact) or torch (PyTorch, psnr stage: writes a checkpoint for esrgan convert). "
-                     "With --resume, the run in --out continues with its saved config; options given override it.")
 
 
 def add_train_options(parser) -> None:
