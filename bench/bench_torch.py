@@ -37,6 +37,9 @@ from model.hardware import BF16_FLAGS, auto_precision, cpu_info  # noqa: E402
 from training.torch_archs import RRDBNet  # noqa: E402
 
 
+ESRGAN_LABEL = "esrgan upscale (whole process, defaults)"
+
+
 def photos(n: int, size: int) -> list[np.ndarray]:
     """``n`` size x size crops of scikit-image's photos (tiled where a photo is smaller)."""
     from skimage import data
@@ -70,7 +73,7 @@ def bf16_beats_fp32(run_torch, images, threads: int) -> bool:
     return bf16 < f32
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256, help="square input side, pixels (default 256)")
     ap.add_argument("--images", type=int, default=4, help="number of inputs (default 4)")
@@ -78,8 +81,98 @@ def main() -> None:
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}", help="PyTorch intra-op thread counts to try")
     ap.add_argument("--bf16", choices=("auto", "always", "never"), default="auto",
                     help="time PyTorch bf16 autocast: auto = only on CPUs with native bf16 where a 64x64 probe beats float32")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def torch_runner(net, images):
+    """Model only, tensors in and out: ``run(dtype, batch)`` with bf16 autocast when ``dtype`` is given."""
+    def run_torch(dtype: torch.dtype | None, batch=images) -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            for img in batch:
+                x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+                net(x).float().clamp_(0, 1)
+    return run_torch
+
+
+def esrgan_runner(net, images, tmp: Path):
+    """The whole ``esrgan upscale`` process, default settings, on the images saved as PNGs in ``tmp``,
+    with ``net`` converted by ``esrgan convert``'s code."""
+    from PIL import Image
+
+    from model.convert import convert_checkpoint
+
+    torch.save({"params_ema": net.state_dict()}, tmp / "rrdb_x4.pth")
+    convert_checkpoint(tmp / "rrdb_x4.pth", tmp / "models", "rrdb-23b-x4", default=True)
+    (tmp / "in").mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(tmp / "in" / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in env.items() if k != "ESRGAN_PRECISION"}  # default settings
+    cmd = [sys.executable, "-m", "esrgan", "upscale", str(tmp / "in"), "-o", str(tmp / "out"),
+           "--models-dir", str(tmp / "models")]
+
+    def run_esrgan() -> None:
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return run_esrgan
+
+
+def torch_candidates(args, run_torch, images, bf16_cpu: list[str]) -> dict:
+    """PyTorch fp32 at each thread count, and bf16 autocast where it is worth timing."""
+    threads = [int(t) for t in args.threads.split(",")]
+    candidates = {f"PyTorch fp32, {n} thread(s)": (n, None) for n in threads}
+    # Without native bf16, autocast emulates it (minutes for a 64x64 probe of this net): only time it
+    # where the CPU has the instructions, or when asked to.
+    probe = args.bf16 == "auto" and bf16_cpu and bf16_beats_fp32(run_torch, images, min(threads))
+    if args.bf16 == "always" or probe:
+        candidates.update({f"PyTorch bf16 autocast, {n} thread(s)": (n, torch.bfloat16) for n in threads})
+    else:
+        print("bf16 autocast left out: " + ("no native bf16 on this CPU (emulated: far slower)" if not bf16_cpu
+                                            else "slower than fp32 on a 64x64 probe"))
+
+    def torch_fn(n, dtype):
+        def fn():
+            torch.set_num_threads(n)
+            run_torch(dtype)
+        return fn
+
+    return {label: torch_fn(*spec) for label, spec in candidates.items()}
+
+
+def measure(fns: dict, reps: int) -> tuple[dict, dict]:
+    """Wall and CPU seconds of each function, ``reps`` interleaved rounds after a warm-up."""
+    for fn in fns.values():  # warm-up: oneDNN primitives, page cache of the TF libraries
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for label, fn in fns.items():
+            w, c = timed(fn)
+            wall[label].append(w)
+            cpu[label].append(c)
+            print(f"  {label}: {w:.2f} s wall, {c:.2f} s CPU", flush=True)
+    return wall, cpu
+
+
+def report(args, wall: dict, cpu: dict, bf16_cpu: list[str]) -> None:
+    out_mp = args.images * (args.size * 4) ** 2 / 1e6
+    print(f"\nRRDBNet 23 blocks x4, {args.images} x {args.size}x{args.size} ({out_mp:.2f} MP out), best of "
+          f"{args.reps} after a warm-up; load average {os.getloadavg()[0]:.1f} at the end")
+    best = {k: min(v) for k, v in wall.items()}
+    for label in wall:
+        print(f"{label:44s} {best[label]:8.2f} s wall  {min(cpu[label]):8.2f} s CPU  {out_mp / best[label]:.3f} MP/s")
+    ours = best.pop(ESRGAN_LABEL)
+    torch_label = min(best, key=best.get)
+    fp32_label = min((k for k in best if "fp32" in k), key=best.get)
+    print(f"PyTorch's best: {torch_label} ({best[torch_label]:.2f} s)")
+    print(f"esrgan upscale is {best[torch_label] / ours:.2f}x the speed of PyTorch's best model-only time, "
+          f"{best[fp32_label] / ours:.2f}x PyTorch fp32's")
+    target, bar = (1.5, best[torch_label]) if bf16_cpu else (1.2, best[fp32_label])
+    print(f"target here ({'native bf16' if bf16_cpu else 'no native bf16'}): >= {target}x -> "
+          f"{'met' if bar / ours >= target else 'NOT met'} ({bar / ours:.2f}x)")
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     net = RRDBNet(4, num_block=23, num_feat=64, num_grow_ch=32).eval()
@@ -90,77 +183,12 @@ def main() -> None:
           f"{', '.join(bf16_cpu) or 'none'} (avx512f: {'avx512f' in flags}, avx2: {'avx2' in flags}); "
           f"auto precision here: {auto_precision()}; torch {torch.__version__}; "
           f"load average {os.getloadavg()[0]:.1f} at start")
-
-    def run_torch(dtype: torch.dtype | None, batch=images) -> None:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            for img in batch:
-                x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
-                net(x).float().clamp_(0, 1)
-
+    run_torch = torch_runner(net, images)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        from PIL import Image
-
-        from model.convert import convert_checkpoint
-
-        torch.save({"params_ema": net.state_dict()}, tmp / "rrdb_x4.pth")
-        convert_checkpoint(tmp / "rrdb_x4.pth", tmp / "models", "rrdb-23b-x4", default=True)
-        (tmp / "in").mkdir()
-        for i, img in enumerate(images):
-            Image.fromarray(img).save(tmp / "in" / f"{i}.png")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        env = {k: v for k, v in env.items() if k != "ESRGAN_PRECISION"}  # default settings
-        cmd = [sys.executable, "-m", "esrgan", "upscale", str(tmp / "in"), "-o", str(tmp / "out"),
-               "--models-dir", str(tmp / "models")]
-
-        def run_esrgan() -> None:
-            subprocess.run(cmd, env=env, check=True, capture_output=True)
-
-        threads = [int(t) for t in args.threads.split(",")]
-        candidates = {f"PyTorch fp32, {n} thread(s)": (n, None) for n in threads}
-        # Without native bf16, autocast emulates it (minutes for a 64x64 probe of this net): only time it
-        # where the CPU has the instructions, or when asked to.
-        probe = args.bf16 == "auto" and bf16_cpu and bf16_beats_fp32(run_torch, images, min(threads))
-        if args.bf16 == "always" or probe:
-            candidates.update({f"PyTorch bf16 autocast, {n} thread(s)": (n, torch.bfloat16) for n in threads})
-        else:
-            print("bf16 autocast left out: " + ("no native bf16 on this CPU (emulated: far slower)" if not bf16_cpu
-                                                else "slower than fp32 on a 64x64 probe"))
-
-        def torch_fn(n, dtype):
-            def fn():
-                torch.set_num_threads(n)
-                run_torch(dtype)
-            return fn
-
-        fns = {label: torch_fn(*spec) for label, spec in candidates.items()}
-        fns["esrgan upscale (whole process, defaults)"] = run_esrgan
-        for fn in fns.values():  # warm-up: oneDNN primitives, page cache of the TF libraries
-            fn()
-        wall: dict[str, list[float]] = {k: [] for k in fns}
-        cpu: dict[str, list[float]] = {k: [] for k in fns}
-        for _ in range(args.reps):
-            for label, fn in fns.items():
-                w, c = timed(fn)
-                wall[label].append(w)
-                cpu[label].append(c)
-                print(f"  {label}: {w:.2f} s wall, {c:.2f} s CPU", flush=True)
-
-    out_mp = args.images * (args.size * 4) ** 2 / 1e6
-    print(f"\nRRDBNet 23 blocks x4, {args.images} x {args.size}x{args.size} ({out_mp:.2f} MP out), best of "
-          f"{args.reps} after a warm-up; load average {os.getloadavg()[0]:.1f} at the end")
-    best = {k: min(v) for k, v in wall.items()}
-    for label in fns:
-        print(f"{label:44s} {best[label]:8.2f} s wall  {min(cpu[label]):8.2f} s CPU  {out_mp / best[label]:.3f} MP/s")
-    ours = best.pop("esrgan upscale (whole process, defaults)")
-    torch_label = min(best, key=best.get)
-    fp32_label = min((k for k in best if "fp32" in k), key=best.get)
-    print(f"PyTorch's best: {torch_label} ({best[torch_label]:.2f} s)")
-    print(f"esrgan upscale is {best[torch_label] / ours:.2f}x the speed of PyTorch's best model-only time, "
-          f"{best[fp32_label] / ours:.2f}x PyTorch fp32's")
-    target, bar = (1.5, best[torch_label]) if bf16_cpu else (1.2, best[fp32_label])
-    print(f"target here ({'native bf16' if bf16_cpu else 'no native bf16'}): >= {target}x -> "
-          f"{'met' if bar / ours >= target else 'NOT met'} ({bar / ours:.2f}x)")
+        fns = torch_candidates(args, run_torch, images, bf16_cpu)
+        fns[ESRGAN_LABEL] = esrgan_runner(net, images, Path(tmp))
+        wall, cpu = measure(fns, args.reps)
+    report(args, wall, cpu, bf16_cpu)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from .settings import PRECISIONS
+from .precision import PRECISIONS
 
 AUTO = "auto"
 # /proc/cpuinfo flags of native bfloat16 matrix math that oneDNN uses

@@ -14,10 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "shipped"
-# Compute types of the engine and of training (weights stay float32); here so TF-free code can check them
-Precision = Literal["float32", "bfloat16", "float16"]
-PRECISIONS: tuple[str, ...] = get_args(Precision)
-# The engine's setting: a precision, or "auto" = the fastest this machine has (model.hardware decides)
+# The engine's setting: a precision (model.precision), or "auto" = the fastest this machine has (model.hardware decides)
 PrecisionSetting = Literal["auto", "float32", "bfloat16", "float16"]
 PRECISION_SETTINGS: tuple[str, ...] = get_args(PrecisionSetting)
 # Where the network runs (model.runners): auto = OpenVINO on CPUs where installed, else TensorFlow

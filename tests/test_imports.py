@@ -1,5 +1,6 @@
-"""The import graph of the tree outside tests/, read from the source (every import, also those inside
-functions): no cycles, and the library and the job domain never import the command line or the service."""
+"""The shape of the tree outside tests/, read from the source. The import graph (every import, also those
+inside functions): no cycles, and the library and the job domain never import the command line or the
+service. Functions: none longer than MAX_FUNCTION_LINES (split one that grows, by what its parts do)."""
 from __future__ import annotations
 
 import ast
@@ -9,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("api", "bench", "esrgan", "jobs", "model", "training", "worker")
 LOWER = ("model", "jobs")  # may import neither of UPPER
 UPPER = ("esrgan", "api", "worker")
+MAX_FUNCTION_LINES = 100
 
 
 def module_name(path: Path) -> str:
@@ -92,3 +94,32 @@ def test_the_library_and_the_job_domain_import_no_command_line_or_service():
 
 def test_a_cycle_and_an_upward_import_would_be_seen():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def function_lengths(source: str) -> dict[str, int]:
+    """Lines of every function and method (``def`` line to last line, decorators left out), by qualified name."""
+    lengths = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = prefix
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}."
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths[name[:-1]] = child.end_lineno - child.lineno + 1
+            visit(child, name)
+
+    visit(ast.parse(source), "")
+    return lengths
+
+
+def test_no_function_is_longer_than_the_limit():
+    long = [f"{path.relative_to(ROOT)}: {name} ({lines} lines)"
+            for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
+            for name, lines in function_lengths(path.read_text()).items() if lines > MAX_FUNCTION_LINES]
+    assert long == []
+
+
+def test_function_lengths_are_read_for_nested_functions_and_methods():
+    source = "class A:\n    def f(self):\n        def g():\n            pass\n        return g\n\n\nasync def h():\n    pass\n"
+    assert function_lengths(source) == {"A.f": 4, "A.f.g": 2, "h": 2}

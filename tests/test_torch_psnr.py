@@ -1,8 +1,8 @@
-"""The PyTorch trainer (training/torch_psnr.py) with --degradation realworld, on the CPU: pairs made by
-training.degrade in DataLoader worker processes, a few steps, then the checkpoint through `esrgan convert`
-into an artifact that the engine runs as PyTorch does."""
+"""The torch backend of `esrgan train` (training/torch_train.py) on the CPU, without TensorFlow or pydantic
+importable: bicubic pairs cut from tensors, real-world pairs made by training.degrade in DataLoader worker
+processes; a few steps, then the checkpoint through `esrgan convert` into an artifact that the engine runs as
+PyTorch does. Also its old entry point, `python -m training.torch_psnr`, and what the backend refuses."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +14,25 @@ from PIL import Image
 from skimage import data
 
 from esrgan.main import main as esrgan_main
-from training import degrade
+from tests.helpers import esrgan_env
+from training import degrade, torch_psnr
+from training.config import TrainConfig
 from training.torch_archs import RRDBNet
-from training.torch_psnr import RealworldPatches
+from training.torch_data import RealworldPatches
 
 REPO = Path(__file__).resolve().parents[1]
+# the lent GPU machines have no TensorFlow, and the old entry point needs no pydantic or tqdm either
+NO_TENSORFLOW = ("tensorflow", "keras")
+BARE = (*NO_TENSORFLOW, "pydantic", "pydantic_settings", "tqdm")
+RUN_MODULE = "import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); runpy.run_module({module!r}, run_name='__main__')"
+
+
+def run_without(blocked: tuple[str, ...], module: str, *args) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` where importing any of ``blocked`` fails."""
+    env = {**esrgan_env(), "OMP_NUM_THREADS": "1"}
+    code = RUN_MODULE.format(blocked=list(blocked), module=module)
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +64,13 @@ def test_realworld_patches_are_seeded_per_sample(photos):
 
 
 def test_realworld_run_writes_a_checkpoint_that_converts_and_runs(photos, tmp_path):
+    """Through the old entry point and its old flag names (--batch, --patch, --max-steps)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "training.torch_psnr", "--data", str(photos / "hr"), "--scale", "2",
-           "--degradation", "realworld", "--usm-gt", "--second-order-prob", "0.5", "--workers", "1",
-           "--batch", "2", "--patch", "16",
-           "--num-block", "1", "--num-feat", "8", "--num-grow-ch", "4", "--max-steps", "4", "--seconds", "600",
-           "--warmup", "1", "--rescales", "1.0", "--log-every", "2", "--val", f"real={photos / 'val'}",
-           "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_without(
+        BARE, "training.torch_psnr", "--data", photos / "hr", "--scale", "2", "--degradation", "realworld", "--usm-gt",
+        "--second-order-prob", "0.5", "--workers", "1", "--batch", "2", "--patch", "16", "--num-block", "1",
+        "--num-feat", "8", "--num-grow-ch", "4", "--max-steps", "4", "--seconds", "600", "--warmup", "1",
+        "--rescales", "1.0", "--log-every", "2", "--val", f"real={photos / 'val'}", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     result = json.loads((out / "result.json").read_text())
@@ -87,3 +99,55 @@ def test_realworld_run_writes_a_checkpoint_that_converts_and_runs(photos, tmp_pa
     assert np.abs(got - expected).max() <= 1e-4 and expected.std() > 1e-3
     up = Upscaler.from_artifact(tmp_path / "m" / "torch-real-x2").upscale(image)
     assert up.shape == (64, 64, 3) and up.dtype == np.uint8 and up.std() > 1
+
+
+def test_esrgan_train_backend_torch_runs_bicubic_pairs_and_converts(photos, tmp_path):
+    out, models = tmp_path / "run", tmp_path / "m"
+    proc = run_without(
+        NO_TENSORFLOW, "esrgan", "train", photos / "hr", "--backend", "torch", "--scale", "2", "--steps", "3", "--batch-size", "2",
+        "--hr-crop", "32", "--num-block", "1", "--num-feat", "8", "--num-grow-ch", "4", "--log-every", "1",
+        "--val", photos / "val", "--name", "tiny-x2", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = out / "rrdbnet_x2.pth"
+    assert f"esrgan convert {ckpt} --name tiny-x2 --scale 2" in proc.stdout
+
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps"] == 3 and result["config"]["backend"] == "torch" and result["config"]["hr_crop"] == 32
+    assert np.isfinite(result["metrics"][photos.name]["psnr"])  # a bare --val DIR is named by its parent
+    assert json.loads((out / "config.json").read_text()) == result["config"]
+    assert "training pairs on cpu" in (out / "log.txt").read_text()
+    assert esrgan_main(["convert", str(ckpt), "--name", "tiny-x2", "--models-dir", str(models), "--scale", "2"]) == 0
+    from model.engine import Upscaler
+
+    up = Upscaler.from_artifact(models / "tiny-x2").upscale(np.array(Image.open(photos / "val" / "LR" / "cat.png")))
+    assert up.shape == (64, 64, 3) and up.dtype == np.uint8
+
+
+def test_the_old_entry_point_keeps_its_flags_and_defaults(photos):
+    cfg = torch_psnr.config(["--data", str(photos / "hr"), "--scale", "2", "--patch", "16", "--batch", "2",
+                             "--max-steps", "4", "--ema", "0.99", "--val", "a=x", "--val", "b=y", "--out", "o"])
+    assert (cfg.backend, cfg.hr_crop, cfg.batch_size, cfg.steps, cfg.ema_decay) == ("torch", 32, 2, 4, 0.99)
+    assert (cfg.seconds, cfg.lr, cfg.warmup, cfg.rescales, cfg.val) == (420, 4e-4, 500, "1.0,0.8,0.6", ["a=x", "b=y"])
+    assert torch_psnr.config(["--data", str(photos / "hr")]).hr_crop == 48 * 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "gan", "--init", "x"], "the torch backend trains the psnr stage only; --stage gan needs --backend tf"),
+    (["--teacher", "realesrgan-x4plus"], "psnr stage only; --stage distill"),
+    (["--precision", "bfloat16"], "--precision: only the tf backend has this"),
+    (["--resume"], "saves one checkpoint, at the end"),
+    (["--scale", "3"], "x2 or x4"),
+    (["--backend", "tf", "--seconds", "60"], "--seconds: only the torch backend has this"),
+])
+def test_what_a_backend_lacks_is_refused_with_a_message(photos, tmp_path, capsys, args, message):
+    (tmp_path / "config.json").write_text(json.dumps({"data": str(photos / "hr"), "backend": "torch"}))
+    argv = ["train", str(photos / "hr"), "--backend", "torch", "--out", str(tmp_path), *args]
+    assert esrgan_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("esrgan train: error: ") and message in err and "Traceback" not in err
+
+
+def test_steps_zero_needs_a_time_budget(photos):
+    with pytest.raises(ValueError, match="needs a --seconds budget"):
+        TrainConfig(data=str(photos / "hr"), backend="torch", steps=0)
+    assert TrainConfig(data=str(photos / "hr"), backend="torch", steps=0, seconds=60).steps == 0

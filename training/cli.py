@@ -16,6 +16,11 @@ from .config import PrepareConfig, TrainConfig
 USER_ERRORS = (ESRGANError, ValueError, FileNotFoundError, NotADirectoryError)
 
 
+TRAIN_DESCRIPTION = ("Options default to training/config.py TrainConfig. --backend tf (TensorFlow: every stage, "
+                     "exports an artifact) or torch (PyTorch, psnr stage: writes a checkpoint for esrgan convert). "
+                     "With --resume, the run in --out continues with its saved config; options given override it.")
+
+
 def register(sub) -> None:
     p = sub.add_parser("prepare", help="resize a folder, make LR images and augmented HR/LR patch pairs")
     p.add_argument("src", help="folder of images (searched recursively)")
@@ -24,12 +29,8 @@ def register(sub) -> None:
     p.set_defaults(func=_run(_prepare))
 
     p = sub.add_parser("train", help="train a generator (stage psnr, then gan) and export it as an artifact",
-                       description="Options default to training/config.py TrainConfig. With --resume, the run in "
-                                   "--out continues with its saved config; options given override it.")
-    p.add_argument("data_pos", nargs="?", metavar="DATA", help="training images folder (same as --data)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    _add_dataclass_options(p, TrainConfig, skip={"progress"}, suppress=True)
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS)
+                       description=TRAIN_DESCRIPTION)
+    add_train_options(p)
     p.set_defaults(func=_run(_train))
 
     p = sub.add_parser("eval", help="PSNR/SSIM (Y, border crop = scale) of a model on HR/ + LR/ pairs, with bicubic")
@@ -51,6 +52,46 @@ def register(sub) -> None:
     p.set_defaults(func=_run(_interpolate))
 
 
+def add_train_options(parser) -> None:
+    """The options of ``esrgan train``, one per ``TrainConfig`` field; absent ones stay out of the namespace."""
+    parser.add_argument("data_pos", nargs="?", metavar="DATA", help="training images folder (same as --data)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    _add_dataclass_options(parser, TrainConfig, skip={"progress"}, suppress=True)
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS)
+
+
+def train_config(args, defaults: dict | None = None) -> TrainConfig:
+    """The run's config: ``defaults``, then (with ``--resume``) the saved config, then the options given."""
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume", "data_pos")}
+    if args.data_pos:
+        given["data"] = args.data_pos
+    saved = {}
+    if args.resume:
+        config = Path(given.get("out", TrainConfig.out)) / "config.json"
+        if not config.is_file():
+            raise FileNotFoundError(f"{config}: no run to resume (give the run's --out)")
+        saved = json.loads(config.read_text())
+    if given.get("teacher") and "stage" not in given:
+        given["stage"] = "distill"
+    cfg = TrainConfig(**{**(defaults or {}), **saved, **given})  # checks the options before a framework loads
+    if args.resume and cfg.backend == "torch":
+        raise ValueError("the torch backend saves one checkpoint, at the end: continue from it with "
+                         f"--init {cfg.out}/rrdbnet_x{cfg.scale}.pth instead of --resume")
+    return cfg
+
+
+def run_training(cfg: TrainConfig, resume: bool = False) -> str:
+    """Train with ``cfg.backend``; returns what to tell the user."""
+    if cfg.backend == "torch":
+        from .torch_train import train as torch_train
+
+        ckpt = torch_train(cfg)
+        return f"wrote {ckpt}; make it an artifact with: esrgan convert {ckpt} --name {cfg.name} --scale {cfg.scale}"
+    from .train import train
+
+    return f"exported {train(cfg, resume=resume)}"
+
+
 def _add_dataclass_options(parser, cls, skip: set[str], suppress: bool) -> None:
     """One ``--option`` per config field, typed from the dataclass, so the knobs live in one place.
     ``suppress``: options not given stay out of the namespace (so --resume can tell them apart)."""
@@ -59,12 +100,15 @@ def _add_dataclass_options(parser, cls, skip: set[str], suppress: bool) -> None:
         if f.name in skip:
             continue
         kind = hints[f.name]
+        repeated = typing.get_origin(kind) is list
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         kind = args[0] if args else kind
         default = f.default if f.default is not dataclasses.MISSING else None
         opt = "--" + f.name.replace("_", "-")
         extra = {"default": argparse.SUPPRESS} if suppress else {"default": default}
-        if kind is bool:
+        if repeated:
+            parser.add_argument(opt, type=kind, action="append", metavar=f.name.upper(), help="(repeatable)", **extra)
+        elif kind is bool:
             parser.add_argument(opt, action=argparse.BooleanOptionalAction, help=f"(default {default})", **extra)
         else:
             parser.add_argument(opt, type=kind, metavar=f.name.upper(), help=f"(default {default})", **extra)
@@ -91,23 +135,7 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume", "data_pos")}
-    if args.data_pos:
-        given["data"] = args.data_pos
-    saved = {}
-    if args.resume:
-        config = Path(given.get("out", TrainConfig.out)) / "config.json"
-        if not config.is_file():
-            raise FileNotFoundError(f"{config}: no run to resume (give the run's --out)")
-        saved = json.loads(config.read_text())
-    if given.get("teacher") and "stage" not in given:
-        given["stage"] = "distill"
-    cfg = TrainConfig(**{**saved, **given})  # checks the options before TensorFlow loads
-
-    from .train import train
-
-    folder = train(cfg, resume=args.resume)
-    print(f"exported {folder}")
+    print(run_training(train_config(args), resume=args.resume))
     return 0
 
 

@@ -1,11 +1,14 @@
-"""The knobs of ``esrgan train`` and ``esrgan prepare``, one dataclass each. Free of TensorFlow so
-that the CLI can build its options from them without slowing ``esrgan --help``."""
+"""The knobs of ``esrgan train`` and ``esrgan prepare``, one dataclass each. Free of TensorFlow (and of
+every dependency but the standard library) so that the CLI can build its options from them without slowing
+``esrgan --help``, and so that the PyTorch trainer reads the same config on machines without TensorFlow."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.settings import PRECISIONS
+from model.precision import PRECISIONS
 
 
 @dataclass
@@ -23,25 +26,31 @@ class PrepareConfig:
     degradation: str = "bicubic"
 
 
+BACKENDS = ("tf", "torch")
 STAGES = ("psnr", "gan", "distill")
 DEGRADATIONS = ("bicubic", "realworld")
 VAL_DEGRADATIONS = (*DEGRADATIONS, "realworld-once")
 PERCEPTUAL = ("vgg", "feature-matching", "random")
 DISCRIMINATORS = ("vgg", "unet")
 PIXEL_LOSSES = ("l1", "mse")
+# fields that one backend reads and the other has no use for: a changed one is refused, not ignored
+TORCH_ONLY = ("seconds", "warmup", "rescales", "workers")
+TF_ONLY = ("lr_data", "precision", "multi_gpu", "val_every", "checkpoint_every", "keep_checkpoints")
 
 
 @dataclass
 class TrainConfig:
     # what and where
+    backend: str = "tf"  # tf (TensorFlow, every stage) | torch (PyTorch, psnr stage: GPU machines without TensorFlow)
     stage: str = "psnr"  # psnr | gan | distill (learn a teacher model's outputs; implied by --teacher)
     data: str = ""  # folder of HR images (any size), or the HR half of paired folders
     lr_data: str | None = None  # paired mode: folder of LR images with the HR folder's file names
     degradation: str = "bicubic"  # bicubic (benchmark "BI") | realworld (blur, noise, JPEG)
     out: str = "runs/esrgan"  # checkpoints, TensorBoard logs, config.json, exported artifact
     name: str = "rrdbnet-x4"  # exported artifact name
-    init: str | None = None  # gan stage: the stage-1 artifact folder to start from
-    val: str | None = None  # folder with HR/ and LR/ to score during training and in the manifest
+    init: str | None = None  # start from: an artifact folder (tf; the gan stage needs one), a .pth checkpoint (torch)
+    # folders with HR/ and LR/ to score during training and in the manifest: DIR or NAME=DIR, repeatable
+    val: list[str] = field(default_factory=list)
     # generator
     scale: int = 4
     num_block: int = 6
@@ -90,28 +99,18 @@ class TrainConfig:
     precision: str = "float32"
     multi_gpu: bool = False  # tf.distribute.MirroredStrategy over all visible GPUs
     progress: bool = True
+    # the torch backend's own knobs (training.torch_train)
+    seconds: float = 0.0  # wall-clock budget: the schedule runs over time, --steps only caps it (0: --steps)
+    warmup: int = 0  # steps of linear learning-rate warm-up
+    rescales: str = "1.0"  # every training image also at these scales (e.g. 1.0,0.8,0.6): more object sizes
+    workers: int | None = None  # realworld: DataLoader processes making pairs (default min(8, cores))
 
     def __post_init__(self):
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.perceptual not in PERCEPTUAL:
-            raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.discriminator not in DISCRIMINATORS:
-            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
-        if self.perceptual == "feature-matching" and self.discriminator != "vgg":
-            raise ValueError("--perceptual feature-matching reads the VGG-style discriminator's features: "
-                             "use --discriminator vgg, or --perceptual random")
-        if self.usm_gt and self.degradation != "realworld":
-            raise ValueError("--usm-gt sharpens the targets of --degradation realworld pairs only")
-        if self.pixel_loss not in PIXEL_LOSSES:
-            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
+        if isinstance(self.val, str):  # configs saved before several validation sets were possible
+            self.val = [self.val]
+        self._check_choices()
+        self._check_backend()
         gan = self.stage == "gan"
-        if (self.stage == "distill") != bool(self.teacher):
-            raise ValueError("distillation needs --teacher MODEL, and --teacher means --stage distill")
-        if self.init_end not in ("sharp", "restoration"):
-            raise ValueError(f"init_end must be sharp or restoration, got {self.init_end!r}")
         self.perceptual_weight = (self.perceptual_weight if self.perceptual_weight is not None
                                   else 0.1 if self.stage == "distill" else 1.0)
         self.lr = self.lr if self.lr is not None else (1e-4 if gan or self.teacher else 2e-4)
@@ -122,11 +121,52 @@ class TrainConfig:
                              f"multiple of {multiple}, got {self.hr_crop}")
         if self.hr_crop % self.scale:
             raise ValueError(f"--hr-crop {self.hr_crop} must be a multiple of the scale {self.scale}")
+        if not self.data:
+            raise ValueError("no training images: give their folder (DATA or --data)")
         for folder in (self.data, self.lr_data):
             if folder is not None and not Path(folder).is_dir():
-                raise ValueError(f"{folder or '(none given)'}: not a folder of images")
+                raise ValueError(f"{folder}: not a folder of images")
         if gan and not self.init:
             raise ValueError("the gan stage starts from stage-1 weights: give --init PSNR_ARTIFACT")
+        if not self.steps and not self.seconds:
+            raise ValueError("--steps 0 means no step limit, which needs a --seconds budget (torch backend)")
+
+    def _check_choices(self) -> None:
+        for name, allowed in (("backend", BACKENDS), ("stage", STAGES), ("perceptual", PERCEPTUAL),
+                              ("precision", PRECISIONS), ("discriminator", DISCRIMINATORS),
+                              ("pixel_loss", PIXEL_LOSSES), ("degradation", DEGRADATIONS),
+                              ("init_end", ("sharp", "restoration"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.perceptual == "feature-matching" and self.discriminator != "vgg":
+            raise ValueError("--perceptual feature-matching reads the VGG-style discriminator's features: "
+                             "use --discriminator vgg, or --perceptual random")
+        if self.usm_gt and self.degradation != "realworld":
+            raise ValueError("--usm-gt sharpens the targets of --degradation realworld pairs only")
+        if not 0 <= self.second_order_prob <= 1:
+            raise ValueError(f"--second-order-prob is a share, 0..1, got {self.second_order_prob}")
+        if (self.stage == "distill") != bool(self.teacher):
+            raise ValueError("distillation needs --teacher MODEL, and --teacher means --stage distill")
+
+    def _check_backend(self) -> None:
+        """What one backend has and the other has not is refused, not silently ignored."""
+        if self.backend == "torch" and self.stage != "psnr":
+            raise ValueError(f"the torch backend trains the psnr stage only; --stage {self.stage} needs --backend tf")
+        if self.backend == "torch" and self.scale not in (2, 4):
+            raise ValueError(f"the torch backend's RRDBNet is x2 or x4, got --scale {self.scale}")
+        if self.backend == "torch" and self.init and not Path(self.init).is_file():
+            raise ValueError(f"{self.init}: the torch backend starts from a .pth checkpoint file (params, params_ema)")
+        other = TORCH_ONLY if self.backend == "tf" else TF_ONLY
+        changed = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(self)
+                   if f.name in other and getattr(self, f.name) != f.default]
+        if changed:
+            owner = "torch" if self.backend == "tf" else "tf"
+            raise ValueError(f"{', '.join(changed)}: only the {owner} backend has this; "
+                             f"this run is --backend {self.backend}")
+
+    def save(self, folder: Path) -> None:
+        """The run's config, read back by ``--resume`` and kept beside the checkpoints."""
+        (folder / "config.json").write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
     @property
     def generator_params(self) -> dict:

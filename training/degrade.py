@@ -1,7 +1,7 @@
 """Real-ESRGAN's second-order degradation (Wang et al., ICCVW 2021), framework-free (NumPy + OpenCV).
 
-Both trainers read their real-world pairs from here: ``esrgan train --degradation realworld``
-(TensorFlow, through ``tf.numpy_function``) and ``training/torch_psnr.py`` (PyTorch), and the
+Both backends of ``esrgan train --degradation realworld`` read their real-world pairs from here: tf
+(``training/data.py``, through ``tf.numpy_function``) and torch (``training/torch_data.py``), and the
 deterministic real-world validation set (``esrgan prepare --degradation realworld``) is made by the
 same code with fixed seeds. Every probability and range is a field of :class:`DegradeConfig`; the
 defaults are Real-ESRGAN's ``train_realesrnet_x4plus.yml``.

@@ -35,7 +35,7 @@ def distill(cfg: TrainConfig, resume: bool = False) -> Path:
     """Fill the teacher cache to ``cfg.teacher_samples``, then train the student; returns the artifact."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    cfg.save(out)
     keras.utils.set_random_seed(cfg.seed)
     cache = fill_cache(cfg)
     student, init = build_student(cfg, out if resume else None)

@@ -45,6 +45,18 @@ def keras_upscale(model) -> Upscale:
     return run
 
 
+def torch_upscale(model, device) -> Upscale:
+    """Whole-image inference with a [0, 1] PyTorch generator (the torch backend's EMA model)."""
+    import torch
+
+    @torch.no_grad()
+    def run(lr: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float().div(255).to(device)
+        return model(x).clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).cpu().numpy()
+
+    return run
+
+
 def engine_upscale(folder: Path | str, strength: float | None = None, ensemble: bool = False) -> Upscale:
     """The artifact run the way users run it: the inference engine, one pass (no tiling)."""
     from functools import partial
@@ -56,10 +68,13 @@ def engine_upscale(folder: Path | str, strength: float | None = None, ensemble: 
 
 def evaluate(upscale: Upscale, data_dir: Path | str, scale: int, progress: bool = False) -> dict:
     """Per-image and mean PSNR/SSIM of ``upscale`` and of bicubic upscaling on ``data_dir``."""
-    from tqdm import tqdm
+    pairs = find_pairs(data_dir)
+    if progress:  # tqdm only then: the torch backend runs where it may not be installed
+        from tqdm import tqdm
 
+        pairs = tqdm(pairs, desc="eval", leave=False)
     rows = []
-    for name, lr_path, hr_path in tqdm(find_pairs(data_dir), desc="eval", disable=not progress, leave=False):
+    for name, lr_path, hr_path in pairs:
         lr, hr = load_rgb(lr_path), load_rgb(hr_path)
         h, w = lr.shape[0] * scale, lr.shape[1] * scale
         if hr.shape[0] < h or hr.shape[1] < w:
@@ -71,6 +86,24 @@ def evaluate(upscale: Upscale, data_dir: Path | str, scale: int, progress: bool 
         rows.append({"image": name, **model, **{f"bicubic_{k}": v for k, v in base.items()}})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
     return {"data": str(data_dir), "scale": scale, "images": rows, "mean": mean}
+
+
+def validation_sets(specs: list[str]) -> dict[str, Path]:
+    """``--val`` values, ``DIR`` or ``NAME=DIR``, by name; a bare ``DIR`` is named by its parent folder
+    (``Set5/x4`` -> ``Set5``), or by itself when it has none."""
+    sets = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or Path(spec).is_dir():
+            folder = spec
+            name = Path(spec).parent.name or Path(spec).name
+        sets[name] = Path(folder)
+    return sets
+
+
+def score_line(name: str, scale: int, mean: dict) -> str:
+    return (f"{name} x{scale} PSNR {mean['psnr']:.3f} dB, SSIM {mean['ssim']:.4f} "
+            f"(bicubic {mean['bicubic_psnr']:.3f} dB)")
 
 
 def format_table(result: dict, label: str = "model") -> str:

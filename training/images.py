@@ -1,10 +1,14 @@
-"""Finding and reading image files (Pillow only, no TensorFlow: evaluation and preparation use it too)."""
+"""Finding and reading image files (Pillow and NumPy only, no TensorFlow: evaluation, preparation and the
+PyTorch trainer use it too)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .imresize import imresize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -36,3 +40,14 @@ def load_rgb(path: Path | str) -> np.ndarray:
     """An image file as HxWx3 uint8 RGB (grey and palette images converted)."""
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def scaled_images(folder: Path | str, scale: int, rescales: list[float]) -> Iterator[np.ndarray]:
+    """Every image below ``folder`` at each of ``rescales`` (MATLAB bicubic; smaller copies are a standard
+    scale augmentation), uint8 HxWx3 cut to multiples of ``scale``, one at a time."""
+    for path in list_images(folder):
+        base = load_rgb(path)
+        for r in rescales:
+            hr = base if r == 1 else imresize(base, r)
+            h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+            yield np.ascontiguousarray(hr[:h, :w])

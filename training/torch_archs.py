@@ -1,5 +1,5 @@
 """The PyTorch RRDBNet, written after BasicSR/Real-ESRGAN's rrdbnet_arch.py: the one definition that the
-PyTorch trainer (``training/torch_psnr.py``), the converter tests and ``bench/bench_torch.py`` use, so
+PyTorch trainer (``esrgan train --backend torch``), the converter tests and ``bench/bench_torch.py`` use, so
 a checkpoint it saves has exactly the tensor names ``esrgan convert`` reads (``model/convert/layouts.py``).
 
 * ``names=BASICSR_NAMES`` (default): ``conv_first``, ``body.N.rdbK.convJ``, ``conv_body``, ``conv_upS``,
@@ -7,7 +7,7 @@ a checkpoint it saves has exactly the tensor names ``esrgan convert`` reads (``m
   (``RRDB_trunk``, ``RDB``, ``trunk_conv``, ``upconv``, ``HRconv``).
 * ``pixel_unshuffle=True`` (default): Real-ESRGAN's x2/x1, which pixel-unshuffle the input and then
   upsample twice, like x4. ``pixel_unshuffle=False`` at x2: one x2 upsampling stage on the plain input
-  (what ``torch_psnr`` trains, and what the shipped ``esrgan-psnr-x2`` came from).
+  (what the torch backend trains, and what the shipped ``esrgan-psnr-x2`` came from).
 
 Imports torch only.
 """

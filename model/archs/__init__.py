@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from ..settings import PRECISIONS
+from ..precision import PRECISIONS
 from ..architectures import architecture
 
 _policy_lock = threading.RLock()  # Keras reads the dtype policy from global state while building

@@ -1,0 +1,140 @@
+"""The torch backend of ``esrgan train`` (``--backend torch``): the psnr stage in PyTorch, for lent GPU
+machines that carry PyTorch but not TensorFlow. Imports neither TensorFlow nor pydantic.
+
+The recipe of the TensorFlow psnr stage (pixel loss, Adam, cosine learning rate down to ``lr_min_ratio``,
+EMA of the weights, random crops, flips and 90-degree rotations), read from the same ``TrainConfig``, with
+the registry's PyTorch RRDBNet (``model.architectures``: BasicSR's layout, the plain one-stage x2), so the
+checkpoint becomes a model artifact with ``esrgan convert``. Batches: ``training.torch_data``; scores: the
+evaluator of ``esrgan eval`` (``training.evaluate``).
+
+With ``--seconds`` the schedule runs over a wall-clock budget rather than a step count, because the lent
+machine's time is what is fixed; ``--steps`` then only caps the run. One checkpoint is written, at the end.
+
+    esrgan train DIR_OF_IMAGES --backend torch --scale 4 --seconds 420 --steps 0 --out run_x4
+    esrgan train DIR --backend torch --scale 4 --degradation realworld --hr-crop 256 --out real_x4
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from model.architectures import architecture
+
+from .config import TrainConfig
+from .evaluate import evaluate, score_line, torch_upscale, validation_sets
+from .torch_data import batches
+
+
+def checkpoint_path(cfg: TrainConfig) -> Path:
+    return Path(cfg.out) / f"rrdbnet_x{cfg.scale}.pth"
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train, score the EMA model on ``cfg.val``, write ``OUT/rrdbnet_xS.pth`` (``params_ema``, ``params``),
+    ``OUT/result.json`` and ``OUT/log.txt``; returns the checkpoint."""
+    device = _setup(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out)
+    with open(out / "log.txt", "a") as log:
+        next_batch = batches(cfg, device, log)  # before the networks: the loader draws from torch's seed too
+        model, ema = build(cfg, device)
+        run = fit(cfg, model, ema, next_batch, log)
+        result = {"scale": cfg.scale, **run,
+                  "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                  "config": dataclasses.asdict(cfg), "num_params": sum(p.numel() for p in model.parameters()),
+                  "metrics": validate(cfg, ema, device, log)}
+        torch.save({"params_ema": ema.state_dict(), "params": model.state_dict()}, checkpoint_path(cfg))
+        (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps({k: v for k, v in result.items() if k != "metrics"}), file=log, flush=True)
+    return checkpoint_path(cfg)
+
+
+def _setup(seed: int) -> torch.device:
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The generator (channels-last, trained) and its EMA (frozen), from ``--init`` when given."""
+    def make():
+        return architecture("rrdbnet").torch(**cfg.generator_params).to(device)
+
+    model = make().to(memory_format=torch.channels_last)
+    ema = make()
+    if cfg.init:
+        state = torch.load(cfg.init, map_location=device, weights_only=True)
+        model.load_state_dict(state["params"])
+        ema.load_state_dict(state["params_ema"])
+    else:
+        ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    return model, ema
+
+
+def schedule_position(cfg: TrainConfig, step: int, elapsed: float) -> float:
+    """How far the run is, 0..1 (1: stop): over the ``seconds`` budget when there is one (``steps``, if
+    given, only caps it), else over ``steps``."""
+    if cfg.seconds:
+        return 1.0 if cfg.steps and step >= cfg.steps else elapsed / cfg.seconds
+    return step / cfg.steps
+
+
+def learning_rate(cfg: TrainConfig, step: int, position: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``lr * lr_min_ratio`` at the end."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup, 1))
+    return cfg.lr * warm * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * position)))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1 - decay)
+
+
+def fit(cfg: TrainConfig, model, ema, next_batch, log) -> dict:
+    """The training loop; returns the steps, the time they took and the last logged mean loss."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    pixel = F.mse_loss if cfg.pixel_loss == "mse" else F.l1_loss
+    start, step, losses, last_loss = time.time(), 0, [], float("nan")
+    while (position := schedule_position(cfg, step, time.time() - start)) < 1:
+        lr = learning_rate(cfg, step, position)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y = next_batch()
+        loss = pixel(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        # bias-corrected early on, except when fine-tuning: then the EMA starts from trained weights
+        update_ema(ema, model, cfg.ema_decay if cfg.init else min(cfg.ema_decay, (1 + step) / (10 + step)))
+        losses.append(loss.detach())
+        step += 1
+        if step % cfg.log_every == 0:
+            last_loss = torch.stack(losses).mean().item()
+            losses.clear()
+            print(f"step {step} t={time.time() - start:.0f}s lr={lr:.2e} {cfg.pixel_loss}={last_loss:.5f}",
+                  file=log, flush=True)
+    seconds = time.time() - start
+    if losses:
+        last_loss = torch.stack(losses).mean().item()
+    return {"steps": step, "train_seconds": round(seconds, 1), "steps_per_second": round(step / max(seconds, 1e-9), 2),
+            "loss": last_loss}  # mean pixel loss of the steps since the last log line
+
+
+def validate(cfg: TrainConfig, ema, device, log) -> dict:
+    """Scores of the EMA model on every ``--val`` set, by ``esrgan eval``'s protocol."""
+    metrics = {}
+    for name, folder in validation_sets(cfg.val).items():
+        result = evaluate(torch_upscale(ema, device), folder, cfg.scale)
+        metrics[name] = {**result["mean"], "images": result["images"]}
+        print(score_line(name, cfg.scale, result["mean"]), file=log, flush=True)
+    return metrics
