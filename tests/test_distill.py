@@ -107,3 +107,23 @@ def test_student_learns_the_teacher_from_the_command_line(tmp_path, images, teac
     bad = subprocess.run([*args[:5], "--teacher", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "esrgan train: error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_texture_energy_wants_texture_not_its_exact_phase():
+    """The energy term is what keeps a student from averaging texture away: it scores a shifted copy of the
+    texture as (nearly) right and a flat image as wrong, where L1 scores the flat image better."""
+    import tensorflow as tf
+
+    from training.distill import texture_energy
+
+    rng = np.random.default_rng(0)
+    texture = 0.5 + 0.2 * rng.standard_normal((1, 64, 64, 3)).astype(np.float32)
+    shifted = np.roll(texture, 1, axis=2)
+    flat = np.full_like(texture, 0.5)
+
+    def energy(a, b):
+        return float(tf.reduce_mean(tf.abs(texture_energy(tf.constant(a)) - texture_energy(tf.constant(b)))))
+
+    assert energy(texture, texture) == 0
+    assert energy(shifted, texture) < 0.1 * energy(flat, texture)
+    assert np.abs(flat - texture).mean() < np.abs(shifted - texture).mean()  # what plain L1 prefers

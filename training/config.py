@@ -86,6 +86,9 @@ class TrainConfig:
     teacher_crop: int = 64  # LR side of a cached crop (x4plus: ~0.6 s per 64x64 crop on 2 bf16 cores)
     hf_weight: float = 1.0  # L1 of the high-pass (image minus its Gaussian blur): keeps the teacher's edges
     gt_weight: float = 0.0  # L1 to the ground-truth crop as well
+    # L1 between local high-frequency energy maps (blurred |high-pass|): asks for as much texture as the
+    # teacher draws, where it draws it, without asking for its exact phase (which L1 can only average away)
+    energy_weight: float = 0.0
     init_end: str = "sharp"  # which end of an interpolated --init the student starts from: sharp | restoration
     default_strength: float = 1.0  # the exported artifact's default strength (with a restoration end)
     # bookkeeping

@@ -4,7 +4,8 @@
     teacher cache (training.teacher: LR crop -> teacher output, on disk, filled first, resumable)
     -> random sub-crop + flip/rotation of a cached pair -> student -> L1 + random-conv perceptual loss
        + high-frequency L1 (the difference from a Gaussian blur: what makes edges crisp and keeps the
-       teacher's texture, which plain L1 lets a small network average away) [+ ground-truth L1]
+       teacher's texture, which plain L1 lets a small network average away) [+ texture-energy L1: as much
+       high frequency as the teacher, where it has it, phase free] [+ ground-truth L1]
     -> EMA weights -> artifact: the student is the sharp end (strength 1), the init artifact's
        restoration end stays the smooth end (strength 0)
 
@@ -125,6 +126,11 @@ def high_pass(x, sigma: float = 1.0):
     return x - losses.gaussian_blur(x, sigma)
 
 
+def texture_energy(x, sigma: float = 2.0):
+    """Local high-frequency energy: how much texture, where, whatever its phase."""
+    return losses.gaussian_blur(tf.abs(high_pass(x)), sigma)
+
+
 def make_step(cfg: TrainConfig, student, optimizer):
     extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight else None
 
@@ -137,6 +143,8 @@ def make_step(cfg: TrainConfig, student, optimizer):
             loss = l1 + cfg.hf_weight * hf
             if extractor is not None:
                 loss += cfg.perceptual_weight * losses.feature_l1(extractor, sr, target)
+            if cfg.energy_weight:
+                loss += cfg.energy_weight * tf.reduce_mean(tf.abs(texture_energy(sr) - texture_energy(target)))
             if cfg.gt_weight:
                 loss += cfg.gt_weight * tf.reduce_mean(tf.abs(sr - hr))
             scaled = optimizer.scale_loss(loss)
