@@ -209,6 +209,16 @@ class ServiceStack:
     def __enter__(self) -> "ServiceStack":
         return self
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, root: Path, models_dir: Path | str, worker: str = "w1", **settings):
+        """Redis, the API and one worker, started in that order; all stopped on exit."""
+        with cls(root, models_dir, **settings) as stack:
+            stack.start_redis()
+            stack.start_api()
+            stack.start_worker(worker)
+            yield stack
+
     def __exit__(self, *exc) -> None:
         self.stop()
 

@@ -170,10 +170,7 @@ def test_x3_job_through_the_service(tmp_path):
 
     models = tmp_path / "models"
     convert_ncnn(nf.srvgg(tmp_path / "a.param", resize=0.75), models, "anime-x3", license="test licence")
-    with ServiceStack(tmp_path / "service", models) as stack:
-        stack.start_redis()
-        stack.start_api()
-        stack.start_worker("w1")
+    with ServiceStack.running(tmp_path / "service", models) as stack:
         listed = stack.http.get("/v1/models").json()
         assert [(m["name"], m["scale"], m["license"], m["precision"]) for m in listed] == [
             ("anime-x3", 3, "test licence", "float32")]

@@ -30,10 +30,7 @@ TIMING = dict(job_time_limit=12, job_kill_grace=2, broker_visibility_timeout=1, 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, models_dir):
-    with ServiceStack(tmp_path_factory.mktemp("service"), models_dir, **LIMITS, **TIMING) as s:
-        s.start_redis()
-        s.start_api()
-        s.start_worker("w1")
+    with ServiceStack.running(tmp_path_factory.mktemp("service"), models_dir, **LIMITS, **TIMING) as s:
         yield s
 
 

@@ -18,10 +18,7 @@ TIMING = dict(job_time_limit=15, job_kill_grace=2, broker_visibility_timeout=1, 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, models_dir):
-    with ServiceStack(tmp_path_factory.mktemp("video"), models_dir, **LIMITS, **TIMING) as s:
-        s.start_redis()
-        s.start_api()
-        s.start_worker("v1")
+    with ServiceStack.running(tmp_path_factory.mktemp("video"), models_dir, "v1", **LIMITS, **TIMING) as s:
         yield s
 
 
