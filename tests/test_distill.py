@@ -127,3 +127,42 @@ def test_texture_energy_wants_texture_not_its_exact_phase():
     assert energy(texture, texture) == 0
     assert energy(shifted, texture) < 0.1 * energy(flat, texture)
     assert np.abs(flat - texture).mean() < np.abs(shifted - texture).mean()  # what plain L1 prefers
+
+
+def test_torch_backend_distils_an_ncnn_teacher_into_a_checkpoint(tmp_path, images):
+    """`esrgan train --backend torch --teacher model.param`: the ncnn teacher runs in PyTorch as the converted
+    artifact runs in the engine, fills the shared cache, and the student moves towards it."""
+    import torch
+
+    from esrgan.main import main as esrgan_main
+    from model.architectures import architecture
+    from model.convert import convert_ncnn
+    from tests import ncnn_factory as nf
+    from training.torch_distill import load_teacher
+
+    param = nf.rrdbnet(tmp_path / "tiny-t.param", blocks=1, feat=8, grow=4, seed=3)
+    name, teacher = load_teacher(str(param), "cpu")
+    convert_ncnn(param, tmp_path / "m", "tiny-t")
+    engine = Upscaler.from_artifact(tmp_path / "m" / "tiny-t", precision="float32", backend="openvino")
+    x = np.random.default_rng(0).random((1, 24, 20, 3), dtype=np.float32)
+    assert name == "tiny-t" and teacher.scale == 4
+    assert np.abs(np.clip(teacher.runner(x), 0, 1) - engine.runner(x)).max() < 1e-4  # the engine's runner clips
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert esrgan_main(["train", str(images), "--backend", "torch", "--teacher", str(param), "--teacher-cache",
+                        str(cache), "--teacher-samples", "8", "--teacher-crop", "16", "--hr-crop", "32", "--steps",
+                        "60", "--batch-size", "4", "--num-block", "1", "--num-feat", "16", "--num-grow-ch", "8",
+                        "--lr", "1e-3", "--ema-decay", "0.5", "--log-every", "20", "--out", str(out),
+                        "--no-progress"]) == 0
+    assert len(list(cache.glob("0*.npz"))) == 8 and json.loads((cache / "cache.json").read_text())["teacher"] == "tiny-t"
+    assert json.loads((out / "result.json").read_text())["steps"] == 60
+
+    params = {"scale": 4, "num_block": 1, "num_feat": 16, "num_grow_ch": 8}
+    student, fresh = (architecture("rrdbnet").torch(**params).eval() for _ in range(2))
+    student.load_state_dict(torch.load(out / "rrdbnet_x4.pth", weights_only=True)["params_ema"])
+    pair = load_pair(sorted(cache.glob("0*.npz"))[0])
+    lr = torch.from_numpy(pair["lr"][None].astype(np.float32) / 255).permute(0, 3, 1, 2)
+    target = pair["teacher"].astype(float) / 255
+    with torch.no_grad():
+        err = [np.abs(net(lr)[0].permute(1, 2, 0).numpy() - target).mean() for net in (student, fresh)]
+    assert err[0] < 0.7 * err[1]

@@ -132,8 +132,9 @@ def test_the_old_entry_point_keeps_its_flags_and_defaults(photos):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--stage", "gan", "--init", "x"], "the torch backend trains the psnr stage only; --stage gan needs --backend tf"),
-    (["--teacher", "realesrgan-x4plus"], "psnr stage only; --stage distill"),
+    (["--stage", "gan", "--init", "x"], "the torch backend trains the psnr and distill stages; --stage gan needs"),
+    (["--teacher", "t.param", "--init-end", "restoration"], "--init-end: only the tf backend has this"),
+    (["--teacher", "no-such-model"], "the torch backend reads an ncnn .param file, or the name of an official"),
     (["--precision", "bfloat16"], "--precision: only the tf backend has this"),
     (["--resume"], "saves one checkpoint, at the end"),
     (["--scale", "3"], "x2 or x4"),

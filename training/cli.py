@@ -17,7 +17,8 @@ USER_ERRORS = (ESRGANError, ValueError, FileNotFoundError, NotADirectoryError)
 
 
 TRAIN_DESCRIPTION = ("Options default to training/config.py TrainConfig. --backend tf (TensorFlow: every stage, "
-                     "exports an artifact) or torch (PyTorch, psnr stage: writes a checkpoint for esrgan convert). "
+                     "exports an artifact) or torch (PyTorch, psnr and distill stages: writes a checkpoint for esrgan "
+                     "convert). "
                      "With --resume, the run in --out continues with its saved config; options given override it.")
 
 

@@ -35,7 +35,8 @@ DISCRIMINATORS = ("vgg", "unet")
 PIXEL_LOSSES = ("l1", "mse")
 # fields that one backend reads and the other has no use for: a changed one is refused, not ignored
 TORCH_ONLY = ("seconds", "warmup", "rescales", "workers")
-TF_ONLY = ("lr_data", "precision", "multi_gpu", "val_every", "checkpoint_every", "keep_checkpoints")
+TF_ONLY = ("lr_data", "precision", "multi_gpu", "val_every", "checkpoint_every", "keep_checkpoints", "init_end",
+           "default_strength")
 
 
 @dataclass
@@ -153,8 +154,8 @@ class TrainConfig:
 
     def _check_backend(self) -> None:
         """What one backend has and the other has not is refused, not silently ignored."""
-        if self.backend == "torch" and self.stage != "psnr":
-            raise ValueError(f"the torch backend trains the psnr stage only; --stage {self.stage} needs --backend tf")
+        if self.backend == "torch" and self.stage == "gan":
+            raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
         if self.backend == "torch" and self.scale not in (2, 4):
             raise ValueError(f"the torch backend's RRDBNet is x2 or x4, got --scale {self.scale}")
         if self.backend == "torch" and self.init and not Path(self.init).is_file():

@@ -18,7 +18,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,7 +28,8 @@ from model.artifacts import assign_weights, model_weights, read_manifest, read_w
 
 from . import losses
 from .config import TrainConfig
-from .teacher import CacheConfig, TeacherCache, load_pair
+from .pairs import Pairs
+from .teacher import TeacherCache, fill_to, open_cache
 
 
 def distill(cfg: TrainConfig, resume: bool = False) -> Path:
@@ -53,16 +53,9 @@ def fill_cache(cfg: TrainConfig) -> TeacherCache:
     from model.settings import get_settings
 
     teacher = official.folder_of(get_settings(), cfg.teacher)
-    scale = read_manifest(teacher).scale
-    folder = cfg.teacher_cache or str(Path(cfg.out).parent / f"teacher-cache-{teacher.name}")
-    cache = TeacherCache(folder, CacheConfig(lr_size=cfg.teacher_crop, scale=scale, seed=cfg.seed,
-                                             second_order_prob=cfg.second_order_prob), cfg.data, teacher.name)
-    missing = sum(not cache.path(i).is_file() for i in range(cfg.teacher_samples))
-    if missing:
-        # The teacher's fastest compute type here, whatever its manifest pins for exactness.
-        up = Upscaler.from_artifact(teacher, precision=auto_precision())
-        with tqdm(total=missing, desc=f"teacher {teacher.name}", unit="crop", disable=not cfg.progress) as bar:
-            cache.fill(up, cfg.teacher_samples, progress=lambda done, total: bar.update(done - bar.n))
+    cache = open_cache(cfg, teacher.name, read_manifest(teacher).scale)
+    # The teacher's fastest compute type here, whatever its manifest pins for exactness.
+    fill_to(cfg, cache, lambda: Upscaler.from_artifact(teacher, precision=auto_precision()))
     return cache
 
 
@@ -83,42 +76,6 @@ def build_student(cfg: TrainConfig, resume_from: Path | None):
         end = manifest.interpolation.psnr if cfg.init_end == "restoration" and manifest.interpolation else manifest.weights
         assign_weights(student, read_weights(init, end), source=str(init))
     return student, init
-
-
-class Pairs:
-    """Random batches of (lr, target[, hr]) sub-crops from the cached pairs (new ones are picked up as the
-    cache grows); every pair in memory as uint8."""
-
-    def __init__(self, cache: TeacherCache, cfg: TrainConfig):
-        self.cache, self.cfg, self.loaded = cache, cfg, {}
-        self.rng = np.random.default_rng(cfg.seed)
-        self.refresh()
-
-    def refresh(self) -> None:
-        for path in self.cache.done():
-            if path.name not in self.loaded:
-                pair = load_pair(path)
-                if self.cfg.scale != self.cache.cfg.scale:  # x2 student: the x4 teacher's output, halved
-                    f = self.cache.cfg.scale // self.cfg.scale
-                    for key in ("teacher", "hr"):
-                        h, w = pair[key].shape[:2]
-                        pair[key] = cv2.resize(pair[key], (w // f, h // f), interpolation=cv2.INTER_AREA)
-                self.loaded[path.name] = pair
-        self.names = sorted(self.loaded)
-        if not self.names:
-            raise ValueError(f"{self.cache.folder}: the teacher cache is empty")
-
-    def batch(self):
-        s, crop = self.cfg.scale, self.cfg.hr_crop // self.cfg.scale
-        lrs, targets, hrs = [], [], []
-        for k in self.rng.integers(len(self.names), size=self.cfg.batch_size):
-            pair = self.loaded[self.names[k]]
-            y, x = self.rng.integers(pair["lr"].shape[0] - crop + 1, size=2)
-            t, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
-            for src, out, f in ((pair["lr"], lrs, 1), (pair["teacher"], targets, s), (pair["hr"], hrs, s)):
-                patch = src[y * f:(y + crop) * f, x * f:(x + crop) * f]
-                out.append(np.rot90(patch[:, ::-1] if flip else patch, t))
-        return tuple(tf.constant(np.stack(a).astype(np.float32) / 255.0) for a in (lrs, targets, hrs))
 
 
 def high_pass(x, sigma: float = 1.0):
@@ -167,7 +124,7 @@ def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int) -
     step, log, t0 = make_step(cfg, student, optimizer), out / "log.jsonl", time.perf_counter()
     with tqdm(total=cfg.steps, initial=start, desc="distill", unit="step", disable=not cfg.progress) as bar:
         for s in range(start + 1, cfg.steps + 1):
-            loss, l1, hf = step(*pairs.batch())
+            loss, l1, hf = step(*(tf.constant(a) for a in pairs.batch()))
             bar.update()
             if s % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{float(loss):.4f}", pairs=len(pairs.names))

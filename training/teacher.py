@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from . import degrade
+from .config import TrainConfig
 from .images import list_images, load_rgb
 
 log = logging.getLogger("esrgan.teacher")
@@ -145,3 +146,26 @@ def _save(path: Path, **arrays) -> None:
     with open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
+
+
+def open_cache(cfg: TrainConfig, teacher: str, scale: int) -> TeacherCache:
+    """The run's cache of ``teacher`` (a name: the same cache serves both backends' runs of that teacher)."""
+    folder = cfg.teacher_cache or str(Path(cfg.out).parent / f"teacher-cache-{teacher}")
+    return TeacherCache(folder, CacheConfig(lr_size=cfg.teacher_crop, scale=scale, seed=cfg.seed,
+                                            second_order_prob=cfg.second_order_prob), cfg.data, teacher)
+
+
+def fill_to(cfg: TrainConfig, cache: TeacherCache, make_upscaler) -> None:
+    """Fill ``cache`` to ``cfg.teacher_samples`` pairs; ``make_upscaler()`` (anything with ``scale`` and a
+    ``runner`` taking NHWC float32) is only built when pairs are missing."""
+    missing = sum(not cache.path(i).is_file() for i in range(cfg.teacher_samples))
+    if not missing:
+        return
+    upscaler = make_upscaler()
+    if not cfg.progress:
+        cache.fill(upscaler, cfg.teacher_samples)
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=missing, desc=f"teacher {cache.teacher}", unit="crop") as bar:
+        cache.fill(upscaler, cfg.teacher_samples, progress=lambda done, total: bar.update(done - bar.n))

@@ -1,4 +1,4 @@
-"""The torch backend of ``esrgan train`` (``--backend torch``): the psnr stage in PyTorch, for lent GPU
+"""The torch backend of ``esrgan train`` (``--backend torch``): the psnr and distill stages in PyTorch, for lent GPU
 machines that carry PyTorch but not TensorFlow. Imports neither TensorFlow nor pydantic.
 
 The recipe of the TensorFlow psnr stage (pixel loss, Adam, cosine learning rate down to ``lr_min_ratio``,
@@ -29,6 +29,7 @@ from model.architectures import architecture
 from .config import TrainConfig
 from .evaluate import evaluate, score_line, torch_upscale, validation_sets
 from .torch_data import batches
+from .torch_distill import distill_batches
 
 
 def checkpoint_path(cfg: TrainConfig) -> Path:
@@ -43,9 +44,10 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
     with open(out / "log.txt", "a") as log:
-        next_batch = batches(cfg, device, log)  # before the networks: the loader draws from torch's seed too
+        # before the networks: the loader draws from torch's seed too
+        next_batch, loss = distill_batches(cfg, device, log) if cfg.teacher else (batches(cfg, device, log), None)
         model, ema = build(cfg, device)
-        run = fit(cfg, model, ema, next_batch, log)
+        run = fit(cfg, model, ema, next_batch, log, loss)
         result = {"scale": cfg.scale, **run,
                   "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                   "config": dataclasses.asdict(cfg), "num_params": sum(p.numel() for p in model.parameters()),
@@ -100,17 +102,20 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         pe.lerp_(pm, 1 - decay)
 
 
-def fit(cfg: TrainConfig, model, ema, next_batch, log) -> dict:
-    """The training loop; returns the steps, the time they took and the last logged mean loss."""
+def fit(cfg: TrainConfig, model, ema, next_batch, log, loss_fn=None) -> dict:
+    """The training loop; returns the steps, the time they took and the last logged mean loss.
+    ``next_batch()`` gives ``(x, *targets)``; the loss is ``loss_fn(model(x), *targets)`` (default: the pixel
+    loss to the one target)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    pixel = F.mse_loss if cfg.pixel_loss == "mse" else F.l1_loss
+    loss_fn = loss_fn or (F.mse_loss if cfg.pixel_loss == "mse" else F.l1_loss)
+    name = "loss" if loss_fn not in (F.mse_loss, F.l1_loss) else cfg.pixel_loss
     start, step, losses, last_loss = time.time(), 0, [], float("nan")
     while (position := schedule_position(cfg, step, time.time() - start)) < 1:
         lr = learning_rate(cfg, step, position)
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = next_batch()
-        loss = pixel(model(x), y)
+        x, *targets = next_batch()
+        loss = loss_fn(model(x), *targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -121,7 +126,7 @@ def fit(cfg: TrainConfig, model, ema, next_batch, log) -> dict:
         if step % cfg.log_every == 0:
             last_loss = torch.stack(losses).mean().item()
             losses.clear()
-            print(f"step {step} t={time.time() - start:.0f}s lr={lr:.2e} {cfg.pixel_loss}={last_loss:.5f}",
+            print(f"step {step} t={time.time() - start:.0f}s lr={lr:.2e} {name}={last_loss:.5f}",
                   file=log, flush=True)
     seconds = time.time() - start
     if losses:
