@@ -166,3 +166,13 @@ def test_torch_backend_distils_an_ncnn_teacher_into_a_checkpoint(tmp_path, image
     with torch.no_grad():
         err = [np.abs(net(lr)[0].permute(1, 2, 0).numpy() - target).mean() for net in (student, fresh)]
     assert err[0] < 0.7 * err[1]
+
+
+def test_torch_teacher_by_official_name_keys_the_cache_as_the_tf_backend_does():
+    """The package's file is REALESRGAN_X4PLUS_UP4X.param; the cache must be keyed realesrgan-x4plus, as the
+    engine's teacher keys it, so one cache serves both backends."""
+    from training.torch_distill import load_teacher
+
+    name, teacher = load_teacher("realesrgan-x4plus", "cpu")
+    assert name == "realesrgan-x4plus" and teacher.scale == 4
+    assert sum(p.numel() for p in teacher.module.parameters()) > 16_000_000

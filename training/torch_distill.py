@@ -55,7 +55,8 @@ def teacher_param(teacher: str) -> Path:
 
 
 def load_teacher(teacher: str, device) -> tuple[str, TorchTeacher]:
-    """The teacher's name (its cache's key) and network."""
+    """The teacher's name (its cache's key: the official name, as the tf backend's cache has it, or the file's
+    stem) and network."""
     from model.convert.layouts import detect
     from model.convert.ncnn import read_graph, recognise
 
@@ -68,7 +69,8 @@ def load_teacher(teacher: str, device) -> tuple[str, TorchTeacher]:
                          + (" with a bicubic tail" if found.resize else ""))
     module = build(**layout.params)
     module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in found.state.items()})
-    return param.stem, TorchTeacher(module, layout.scale, device)
+    name = teacher if Path(teacher).suffix != ".param" else param.stem
+    return name, TorchTeacher(module, layout.scale, device)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
