@@ -152,3 +152,26 @@ def test_steps_zero_needs_a_time_budget(photos):
     with pytest.raises(ValueError, match="needs a --seconds budget"):
         TrainConfig(data=str(photos / "hr"), backend="torch", steps=0)
     assert TrainConfig(data=str(photos / "hr"), backend="torch", steps=0, seconds=60).steps == 0
+
+
+def test_torch_run_starts_from_an_artifacts_sharp_end(photos):
+    """`--init ARTIFACT` on the torch backend: the network starts as the artifact's sharp end computes in the
+    engine (so a GPU distillation can continue today's shipped students); another shape is refused."""
+    from model.engine import Upscaler
+    from model.settings import SHIPPED_MODELS_DIR
+    from training.torch_train import build
+
+    folder = SHIPPED_MODELS_DIR / "esrgan-real-x2"
+    params = json.loads((folder / "manifest.json").read_text())["params"]
+    cfg = TrainConfig(data=str(photos / "hr"), backend="torch", scale=2, init=str(folder),
+                      **{k: params[k] for k in ("num_block", "num_feat", "num_grow_ch")})
+    model, ema = build(cfg, torch.device("cpu"))
+    x = np.random.default_rng(0).random((1, 24, 20, 3), dtype=np.float32)
+    engine = Upscaler.from_artifact(folder, strength=1.0, precision="float32", backend="openvino").runner(x)
+    for net in (model, ema):
+        with torch.no_grad():
+            y = net.eval()(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+        assert np.abs(np.clip(y, 0, 1) - engine).max() < 1e-4
+    other = TrainConfig(data=str(photos / "hr"), backend="torch", scale=2, init=str(folder), num_block=1)
+    with pytest.raises(ValueError, match="this run trains rrdbnet"):
+        build(other, torch.device("cpu"))

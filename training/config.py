@@ -49,7 +49,7 @@ class TrainConfig:
     degradation: str = "bicubic"  # bicubic (benchmark "BI") | realworld (blur, noise, JPEG)
     out: str = "runs/esrgan"  # checkpoints, TensorBoard logs, config.json, exported artifact
     name: str = "rrdbnet-x4"  # exported artifact name
-    init: str | None = None  # start from: an artifact folder (tf; the gan stage needs one), a .pth checkpoint (torch)
+    init: str | None = None  # start from: an artifact folder (the gan stage needs one), or a .pth checkpoint (torch)
     # folders with HR/ and LR/ to score during training and in the manifest: DIR or NAME=DIR, repeatable
     val: list[str] = field(default_factory=list)
     # generator
@@ -158,8 +158,9 @@ class TrainConfig:
             raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
         if self.backend == "torch" and self.scale not in (2, 4):
             raise ValueError(f"the torch backend's RRDBNet is x2 or x4, got --scale {self.scale}")
-        if self.backend == "torch" and self.init and not Path(self.init).is_file():
-            raise ValueError(f"{self.init}: the torch backend starts from a .pth checkpoint file (params, params_ema)")
+        if self.backend == "torch" and self.init and not Path(self.init).exists():
+            raise ValueError(f"{self.init}: the torch backend starts from a .pth checkpoint file (params, "
+                             "params_ema) or an artifact folder (its sharp end)")
         other = TORCH_ONLY if self.backend == "tf" else TF_ONLY
         changed = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(self)
                    if f.name in other and getattr(self, f.name) != f.default]

@@ -72,7 +72,11 @@ def build(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
 
     model = make().to(memory_format=torch.channels_last)
     ema = make()
-    if cfg.init:
+    if cfg.init and Path(cfg.init).is_dir():  # an artifact: its sharp end (the tf backend's distill default)
+        state = artifact_state(Path(cfg.init), model, device)
+        model.load_state_dict(state)
+        ema.load_state_dict(state)
+    elif cfg.init:
         state = torch.load(cfg.init, map_location=device, weights_only=True)
         model.load_state_dict(state["params"])
         ema.load_state_dict(state["params_ema"])
@@ -80,6 +84,18 @@ def build(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
         ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     return model, ema
+
+
+def artifact_state(folder: Path, model: torch.nn.Module, device) -> dict[str, torch.Tensor]:
+    """The artifact's weights in ``model``'s checkpoint names (an artifact of another shape is refused)."""
+    from model.artifacts import read_manifest, read_weights
+    from model.convert.layouts import detect, from_keras
+
+    manifest = read_manifest(folder)
+    layout = detect({k: v.cpu().numpy() for k, v in model.state_dict().items()})
+    if manifest.arch != layout.arch or {k: manifest.params.get(k) for k in layout.params} != layout.params:
+        raise ValueError(f"{folder}: is {manifest.arch} {manifest.params}; this run trains {layout.arch} {layout.params}")
+    return {k: torch.from_numpy(v).to(device) for k, v in from_keras(read_weights(folder, manifest.weights), layout).items()}
 
 
 def schedule_position(cfg: TrainConfig, step: int, elapsed: float) -> float:

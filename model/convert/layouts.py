@@ -192,6 +192,19 @@ def to_keras(state: dict[str, np.ndarray], layout: Layout) -> dict[str, np.ndarr
     return weights
 
 
+def from_keras(weights: dict[str, np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
+    """The inverse of ``to_keras``: an artifact's ``layer/variable`` weights as the layout's checkpoint tensors
+    (so a PyTorch run can start from an artifact). Layouts with pixel (un)shuffled channels are refused."""
+    if layout.unshuffled_input or layout.shuffled_output:
+        raise CheckpointError(f"{layout.describe()}: channel-shuffled layers cannot be exported to a checkpoint")
+    state = {}
+    for key, t in weights.items():
+        layer, var = key.split("/")
+        name = f"{layout.checkpoint_name(layer)}.{'bias' if var == 'bias' else 'weight'}"
+        state[name] = t.transpose(3, 2, 0, 1) if var == "kernel" else t.reshape(-1) if var == "alpha" else t
+    return state
+
+
 def _torch_shape(var: str, keras_shape: tuple[int, ...]) -> tuple[int, ...]:
     if var == "kernel":  # Keras HWIO, PyTorch OIHW
         h, w, i, o = keras_shape
