@@ -55,15 +55,9 @@ def main() -> None:
         for i, (name, arch, params) in enumerate(SHAPES):
             manifest = make_artifact(Path(tmp), f"s{i}", scale=4, arch=arch, params=params)
             up = Upscaler.from_artifact(Path(tmp) / f"s{i}", precision=args.precision)
-            n = _count(Path(tmp) / f"s{i}", manifest)
+            n = manifest.num_params
             t = seconds(up, img, args.repeats)
             print(f"| {name} | {n / 1e6:.2f} M | {t:.3f} | 1/{t_teacher / t:.1f} |", flush=True)
-
-
-def _count(folder: Path, manifest) -> int:
-    """Parameters in the artifact's weights file."""
-    with np.load(folder / manifest.weights.file) as data:
-        return sum(data[k].size for k in data.files)
 
 
 if __name__ == "__main__":

@@ -141,14 +141,13 @@ class OpenVINORunner:
                       precision: str = "float32", cache: CompiledCache | None = None) -> "OpenVINORunner":
         """The compiled network from ``cache`` where this artifact state was compiled before on this
         machine, else built from the verified weights (and stored there)."""
-        if cache is None:
-            return cls.from_weights(manifest, load_weights(folder, manifest, strength), precision)
-        key = cache_key(folder, manifest, strength, precision, _clips(manifest))
-        compiled = cache.load(cls.core(), key, cls.config(precision))
+        key = cache_key(folder, manifest, strength, precision, _clips(manifest)) if cache else ""
+        compiled = cache.load(cls.core(), key, cls.config(precision)) if cache else None
         if compiled is not None:
             return cls(compiled)
         runner = cls.from_weights(manifest, load_weights(folder, manifest, strength), precision)
-        cache.store(key, runner.compiled)
+        if cache:
+            cache.store(key, runner.compiled)
         return runner
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

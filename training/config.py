@@ -27,6 +27,9 @@ class PrepareConfig:
 
 
 BACKENDS = ("tf", "torch")
+# Fixed parts of the distillation loss, the same in both backends (training.distill, training.torch_distill)
+HIGH_PASS_SIGMA = 1.0  # the high pass: the image minus its Gaussian blur of this width
+ENERGY_SIGMA = 2.0  # texture energy: |high pass| blurred by this width
 STAGES = ("psnr", "gan", "distill")
 DEGRADATIONS = ("bicubic", "realworld")
 VAL_DEGRADATIONS = (*DEGRADATIONS, "realworld-once")

@@ -27,7 +27,7 @@ from model.archs import build_generator, dtype_policy, policy_name
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
 from . import losses
-from .config import TrainConfig
+from .config import ENERGY_SIGMA, HIGH_PASS_SIGMA, TrainConfig
 from .pairs import Pairs
 from .teacher import TeacherCache, fill_to, open_cache
 
@@ -78,12 +78,12 @@ def build_student(cfg: TrainConfig, resume_from: Path | None):
     return student, init
 
 
-def high_pass(x, sigma: float = 1.0):
+def high_pass(x, sigma: float = HIGH_PASS_SIGMA):
     """What a Gaussian blur removes: edges and texture."""
     return x - losses.gaussian_blur(x, sigma)
 
 
-def texture_energy(x, sigma: float = 2.0):
+def texture_energy(x, sigma: float = ENERGY_SIGMA):
     """Local high-frequency energy: how much texture, where, whatever its phase."""
     return losses.gaussian_blur(tf.abs(high_pass(x)), sigma)
 

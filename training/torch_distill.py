@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from model.architectures import architecture
 
-from .config import TrainConfig
+from .config import ENERGY_SIGMA, HIGH_PASS_SIGMA, TrainConfig
 from .pairs import Pairs
 from .teacher import fill_to, open_cache
 
@@ -38,12 +38,14 @@ class TorchTeacher:
         return y.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
-def teacher_param(teacher: str) -> Path:
+def teacher_param(teacher: str) -> tuple[Path, str]:
+    """The teacher's ``.param`` and its name (its cache's key: the official name, as the tf backend's cache has
+    it, or the file's stem)."""
     path = Path(teacher)
     if path.suffix == ".param":
         if not path.is_file():
             raise ValueError(f"{teacher}: no such ncnn model")
-        return path
+        return path, path.stem
     from model import official
 
     entry = official.BY_NAME.get(teacher)
@@ -51,16 +53,15 @@ def teacher_param(teacher: str) -> Path:
     if found is None:
         raise ValueError(f"--teacher {teacher}: the torch backend reads an ncnn .param file, or the name of an "
                          f"official model whose package is installed ({', '.join(official.BY_NAME)})")
-    return found[0]
+    return found[0], teacher
 
 
 def load_teacher(teacher: str, device) -> tuple[str, TorchTeacher]:
-    """The teacher's name (its cache's key: the official name, as the tf backend's cache has it, or the file's
-    stem) and network."""
+    """The teacher's name (``teacher_param``) and network."""
     from model.convert.layouts import detect
     from model.convert.ncnn import read_graph, recognise
 
-    param = teacher_param(teacher)
+    param, name = teacher_param(teacher)
     found = recognise(read_graph(param))
     layout = detect(found.state)
     build = architecture(layout.arch).torch
@@ -69,7 +70,6 @@ def load_teacher(teacher: str, device) -> tuple[str, TorchTeacher]:
                          + (" with a bicubic tail" if found.resize else ""))
     module = build(**layout.params)
     module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in found.state.items()})
-    name = teacher if Path(teacher).suffix != ".param" else param.stem
     return name, TorchTeacher(module, layout.scale, device)
 
 
@@ -84,7 +84,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:
-    return x - gaussian_blur(x, 1.0)
+    return x - gaussian_blur(x, HIGH_PASS_SIGMA)
 
 
 def random_conv_features(seed: int, device, widths=(32, 64, 128)) -> torch.nn.Module:
@@ -126,7 +126,7 @@ def distill_loss(cfg: TrainConfig, device):
             layers = [F.l1_loss(a, b) for a, b in zip(features(sr), features(target))]
             total = total + cfg.perceptual_weight * sum(layers) / len(layers)
         if cfg.energy_weight:
-            energy = [gaussian_blur(high_pass(t).abs(), 2.0) for t in (sr, target)]
+            energy = [gaussian_blur(high_pass(t).abs(), ENERGY_SIGMA) for t in (sr, target)]
             total = total + cfg.energy_weight * F.l1_loss(*energy)
         if cfg.gt_weight:
             total = total + cfg.gt_weight * F.l1_loss(sr, hr)
