@@ -6,8 +6,8 @@ builder imports its own when called, so the engine's OpenVINO path and ``esrgan 
 without TensorFlow.
 
 A new architecture is one entry here (and its builders); ``tests/test_architectures.py`` builds every
-entry's runtimes from the same weights and compares their outputs. The PyTorch twin (RRDBNet:
-``training.torch_archs``, whose tensor names ``esrgan convert`` reads) is imported only when built.
+entry's runtimes from the same weights and compares their outputs. The PyTorch twins (RRDBNet, SRVGGNetCompact:
+``training.torch_archs``, whose tensor names ``esrgan convert`` reads) are imported only when built.
 """
 from __future__ import annotations
 
@@ -79,6 +79,12 @@ def _srvgg_openvino(x, weights, **params):
     return srvgg(x, weights, **params)
 
 
+def _srvgg_torch(**params):
+    from training.torch_archs import SRVGGNetCompact
+
+    return SRVGGNetCompact(**params)
+
+
 def _plain_widest(p: Params, net_scale: int) -> float:
     feat = p.get("num_feat", 64)
     return _conv_net(feat, feat, 1, net_scale)
@@ -88,7 +94,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("rrdbnet", _rrdbnet_keras, _rrdbnet_openvino, _rrdbnet_torch, _rrdbnet_widest,
                  multiple=lambda p: 2 if p.get("pixel_unshuffle") else 1),
     Architecture("srresnet", _srresnet_keras, None, None, _plain_widest),
-    Architecture("srvgg", _srvgg_keras, _srvgg_openvino, None, _plain_widest),
+    Architecture("srvgg", _srvgg_keras, _srvgg_openvino, _srvgg_torch, _plain_widest),
 )}
 
 

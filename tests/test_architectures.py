@@ -14,7 +14,7 @@ EXAMPLES = {
     "srvgg": [{"scale": 4, "num_feat": 8, "num_conv": 3}, {"scale": 2, "num_feat": 8, "num_conv": 2}],
     "srresnet": [{"scale": 4, "num_block": 1, "num_feat": 8}],
 }
-RUNTIMES = {"rrdbnet": {"keras", "openvino", "torch"}, "srvgg": {"keras", "openvino"}, "srresnet": {"keras"}}
+RUNTIMES = {"rrdbnet": {"keras", "openvino", "torch"}, "srvgg": {"keras", "openvino", "torch"}, "srresnet": {"keras"}}
 TINY = {"rrdbnet": {"num_block": 1, "num_feat": 16, "num_grow_ch": 8}}
 CASES = [(arch, {**TINY.get(arch, {}), **params}) for arch, cases in EXAMPLES.items() for params in cases]
 
@@ -38,6 +38,10 @@ def shared_weights(arch: str, params: dict) -> tuple[dict[str, np.ndarray], obje
 
         torch.manual_seed(3)
         net = entry.torch(**params).eval()
+        with torch.no_grad():  # PReLU slopes differ per channel (PyTorch starts them all at 0.25): a swapped axis shows
+            for module in net.modules():
+                if isinstance(module, torch.nn.PReLU):
+                    module.weight.uniform_(0.0, 0.5)
         state = {k: v.numpy() for k, v in net.state_dict().items()}
         layout = detect(state)
         assert {k: v for k, v in layout.params.items() if k != "scale"} == \

@@ -109,6 +109,35 @@ def test_student_learns_the_teacher_from_the_command_line(tmp_path, images, teac
     assert bad.returncode == 2 and "esrgan train: error:" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_srvgg_student_starts_from_an_srvgg_artifact_and_exports_one(tmp_path, images, teacher, capsys):
+    """--arch srvgg: the compact student starts from an SRVGG artifact's weights (e.g. an official compact
+    model), learns the teacher, and is exported as an SRVGG artifact the engine runs; an init of another
+    shape is refused by name before any work."""
+    from esrgan.main import main as esrgan_main
+
+    params = {"num_feat": 8, "num_conv": 2}
+    make_artifact(tmp_path, "compact", scale=4, arch="srvgg", params=params, seed=5)
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    common = ["train", str(images), "--teacher", str(teacher), "--teacher-cache", str(cache), "--teacher-samples",
+              "8", "--teacher-crop", "16", "--arch", "srvgg", "--num-feat", "8", "--num-conv", "2", "--hr-crop", "32",
+              "--batch-size", "4", "--lr", "2e-3", "--ema-decay", "0.5", "--log-every", "20", "--no-progress"]
+    assert esrgan_main([*common, "--init", str(tmp_path / "compact"), "--steps", "80", "--out", str(out),
+                        "--name", "student"]) == 0
+    manifest = read_manifest(out / "student")
+    assert manifest.arch == "srvgg" and manifest.params == {"scale": 4, **params}
+    pair = load_pair(sorted(cache.glob("0*.npz"))[0])
+    err = {name: np.abs(Upscaler.from_artifact(folder, precision="float32", backend="openvino").upscale(pair["lr"])
+                        .astype(float) - pair["teacher"]).mean()
+           for name, folder in (("student", out / "student"), ("init", tmp_path / "compact"))}
+    assert err["student"] < 0.7 * err["init"], err
+
+    capsys.readouterr()
+    other = [*common, "--init", str(teacher), "--steps", "2", "--out", str(tmp_path / "x"), "--teacher-cache",
+             str(tmp_path / "empty-cache")]
+    assert esrgan_main(other) == 2
+    assert "is rrdbnet" in capsys.readouterr().err and not list((tmp_path / "empty-cache").glob("0*.npz"))
+
+
 def test_texture_energy_wants_texture_not_its_exact_phase():
     """The energy term is what keeps a student from averaging texture away: it scores a shifted copy of the
     texture as (nearly) right and a flat image as wrong, where L1 scores the flat image better."""

@@ -77,7 +77,7 @@ def train_config(args, defaults: dict | None = None) -> TrainConfig:
     cfg = TrainConfig(**{**(defaults or {}), **saved, **given})  # checks the options before a framework loads
     if args.resume and cfg.backend == "torch":
         raise ValueError("the torch backend saves one checkpoint, at the end: continue from it with "
-                         f"--init {cfg.out}/rrdbnet_x{cfg.scale}.pth instead of --resume")
+                         f"--init {cfg.out}/{cfg.arch}_x{cfg.scale}.pth instead of --resume")
     return cfg
 
 

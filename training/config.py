@@ -31,6 +31,7 @@ BACKENDS = ("tf", "torch")
 HIGH_PASS_SIGMA = 1.0  # the high pass: the image minus its Gaussian blur of this width
 ENERGY_SIGMA = 2.0  # texture energy: |high pass| blurred by this width
 STAGES = ("psnr", "gan", "distill")
+ARCHS = ("rrdbnet", "srvgg")  # the generators a run can train (model.architectures has their builders)
 DEGRADATIONS = ("bicubic", "realworld")
 VAL_DEGRADATIONS = (*DEGRADATIONS, "realworld-once")
 PERCEPTUAL = ("vgg", "feature-matching", "random")
@@ -56,10 +57,12 @@ class TrainConfig:
     # folders with HR/ and LR/ to score during training and in the manifest: DIR or NAME=DIR, repeatable
     val: list[str] = field(default_factory=list)
     # generator
+    arch: str = "rrdbnet"  # rrdbnet | srvgg (Real-ESRGAN's SRVGGNetCompact: a plain conv stack, fast per pixel)
     scale: int = 4
-    num_block: int = 6
+    num_block: int = 6  # rrdbnet: RRDB blocks
     num_feat: int = 32
-    num_grow_ch: int = 16
+    num_grow_ch: int = 16  # rrdbnet: dense growth channels
+    num_conv: int = 16  # srvgg: body convs
     # optimisation
     steps: int = 100_000
     batch_size: int = 16
@@ -142,7 +145,7 @@ class TrainConfig:
         for name, allowed in (("backend", BACKENDS), ("stage", STAGES), ("perceptual", PERCEPTUAL),
                               ("precision", PRECISIONS), ("discriminator", DISCRIMINATORS),
                               ("pixel_loss", PIXEL_LOSSES), ("degradation", DEGRADATIONS),
-                              ("init_end", ("sharp", "restoration"))):
+                              ("init_end", ("sharp", "restoration")), ("arch", ARCHS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.perceptual == "feature-matching" and self.discriminator != "vgg":
@@ -159,7 +162,7 @@ class TrainConfig:
         """What one backend has and the other has not is refused, not silently ignored."""
         if self.backend == "torch" and self.stage == "gan":
             raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
-        if self.backend == "torch" and self.scale not in (2, 4):
+        if self.backend == "torch" and self.arch == "rrdbnet" and self.scale not in (2, 4):
             raise ValueError(f"the torch backend's RRDBNet is x2 or x4, got --scale {self.scale}")
         if self.backend == "torch" and self.init and not Path(self.init).exists():
             raise ValueError(f"{self.init}: the torch backend starts from a .pth checkpoint file (params, "
@@ -178,4 +181,7 @@ class TrainConfig:
 
     @property
     def generator_params(self) -> dict:
+        """The artifact manifest's ``params`` of the network this run trains (``arch``)."""
+        if self.arch == "srvgg":
+            return dict(scale=self.scale, num_feat=self.num_feat, num_conv=self.num_conv)
         return dict(scale=self.scale, num_block=self.num_block, num_feat=self.num_feat, num_grow_ch=self.num_grow_ch)

@@ -38,8 +38,8 @@ def distill(cfg: TrainConfig, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
     keras.utils.set_random_seed(cfg.seed)
+    student, init = build_student(cfg, out if resume else None)  # first: a wrong --init fails before the fill
     cache = fill_cache(cfg)
-    student, init = build_student(cfg, out if resume else None)
     step = _read_step(out) if resume else 0
     train_loop(cfg, student, Pairs(cache, cfg), out, step)
     return export(cfg, student, init, out)
@@ -63,15 +63,15 @@ def build_student(cfg: TrainConfig, resume_from: Path | None):
     """The student (bf16/f16 compute per cfg.precision), from the run's last weights, the init artifact's
     sharp end, or scratch. Returns it and the init artifact folder (for the smooth end of the export)."""
     with dtype_policy(policy_name(cfg.precision)):
-        student = build_generator("rrdbnet", cfg.generator_params)
+        student = build_generator(cfg.arch, cfg.generator_params)
     init = Path(cfg.init) if cfg.init else None
     if resume_from is not None and (resume_from / "student.npz").is_file():
         with np.load(resume_from / "student.npz") as data:
             assign_weights(student, {k: data[k] for k in data.files}, source="student.npz")
     elif init is not None:
         manifest = read_manifest(init)
-        if manifest.arch != "rrdbnet" or manifest.params != cfg.generator_params:
-            raise ValueError(f"{init}: is {manifest.arch} {manifest.params}; this run builds rrdbnet "
+        if manifest.arch != cfg.arch or manifest.params != cfg.generator_params:
+            raise ValueError(f"{init}: is {manifest.arch} {manifest.params}; this run builds {cfg.arch} "
                              f"{cfg.generator_params}")
         end = manifest.interpolation.psnr if cfg.init_end == "restoration" and manifest.interpolation else manifest.weights
         assign_weights(student, read_weights(init, end), source=str(init))
@@ -174,8 +174,8 @@ def export(cfg: TrainConfig, student, init: Path | None, out: Path) -> Path:
         psnr = read_weights(init, manifest.interpolation.psnr)
     folder = out / cfg.name
     training = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
-    save_artifact(folder, weights, name=cfg.name, arch="rrdbnet", params=cfg.generator_params, scale=cfg.scale,
+    save_artifact(folder, weights, name=cfg.name, arch=cfg.arch, params=cfg.generator_params, scale=cfg.scale,
                   psnr_weights=psnr, default_strength=strength, training={"distill": training},
-                  description=f"RRDBNet x{cfg.scale} ({cfg.num_block} blocks, {cfg.num_feat} features) distilled "
-                              f"from {Path(cfg.teacher).name}, {cfg.steps} steps")
+                  description=f"{cfg.arch} x{cfg.scale} {cfg.generator_params} distilled from "
+                              f"{Path(cfg.teacher).name}, {cfg.steps} steps")
     return folder

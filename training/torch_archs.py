@@ -1,4 +1,4 @@
-"""The PyTorch RRDBNet, written after BasicSR/Real-ESRGAN's rrdbnet_arch.py: the one definition that the
+"""The PyTorch generators. RRDBNet, written after BasicSR/Real-ESRGAN's rrdbnet_arch.py: the one definition that the
 PyTorch trainer (``esrgan train --backend torch``), the converter tests and ``bench/bench_torch.py`` use, so
 a checkpoint it saves has exactly the tensor names ``esrgan convert`` reads (``model/convert/layouts.py``).
 
@@ -8,6 +8,9 @@ a checkpoint it saves has exactly the tensor names ``esrgan convert`` reads (``m
 * ``pixel_unshuffle=True`` (default): Real-ESRGAN's x2/x1, which pixel-unshuffle the input and then
   upsample twice, like x4. ``pixel_unshuffle=False`` at x2: one x2 upsampling stage on the plain input
   (what the torch backend trains, and what the shipped ``esrgan-psnr-x2`` came from).
+
+SRVGGNetCompact, after Real-ESRGAN's srvgg_arch.py (PReLU variant): ``body.0`` conv, ``body.1`` PReLU, ...,
+the last conv to ``3 * scale**2`` channels, pixel shuffle, plus the nearest-upsampled input.
 
 Imports torch only.
 """
@@ -92,3 +95,22 @@ class RRDBNet(nn.Module):
         for s in range(1, self.stages + 1):
             feat = F.leaky_relu(getattr(self, f"{n['up']}{s}")(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
         return self.conv_last(F.leaky_relu(getattr(self, n["conv_hr"])(feat), 0.2))
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact generator; sizes named as in the artifact manifest (``num_feat``, ``num_conv``)."""
+
+    def __init__(self, scale: int = 4, num_feat: int = 64, num_conv: int = 16):
+        super().__init__()
+        self.scale = scale
+        layers: list[nn.Module] = [conv(3, num_feat), nn.PReLU(num_feat)]
+        for _ in range(num_conv):
+            layers += [conv(num_feat, num_feat), nn.PReLU(num_feat)]
+        layers.append(conv(num_feat, 3 * scale * scale))
+        self.body = nn.ModuleList(layers)
+
+    def forward(self, x):
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return F.pixel_shuffle(out, self.scale) + F.interpolate(x, scale_factor=self.scale, mode="nearest")

@@ -3,7 +3,8 @@ machines that carry PyTorch but not TensorFlow. Imports neither TensorFlow nor p
 
 The recipe of the TensorFlow psnr stage (pixel loss, Adam, cosine learning rate down to ``lr_min_ratio``,
 EMA of the weights, random crops, flips and 90-degree rotations), read from the same ``TrainConfig``, with
-the registry's PyTorch RRDBNet (``model.architectures``: BasicSR's layout, the plain one-stage x2), so the
+the registry's PyTorch networks (``model.architectures``: RRDBNet in BasicSR's layout with the plain one-stage
+x2, or Real-ESRGAN's SRVGGNetCompact), so the
 checkpoint becomes a model artifact with ``esrgan convert``. Batches: ``training.torch_data``; scores: the
 evaluator of ``esrgan eval`` (``training.evaluate``).
 
@@ -33,11 +34,11 @@ from .torch_distill import distill_batches
 
 
 def checkpoint_path(cfg: TrainConfig) -> Path:
-    return Path(cfg.out) / f"rrdbnet_x{cfg.scale}.pth"
+    return Path(cfg.out) / f"{cfg.arch}_x{cfg.scale}.pth"
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train, score the EMA model on ``cfg.val``, write ``OUT/rrdbnet_xS.pth`` (``params_ema``, ``params``),
+    """Train, score the EMA model on ``cfg.val``, write ``OUT/ARCH_xS.pth`` (``params_ema``, ``params``),
     ``OUT/result.json`` and ``OUT/log.txt``; returns the checkpoint."""
     device = _setup(cfg.seed)
     out = Path(cfg.out)
@@ -68,7 +69,7 @@ def _setup(seed: int) -> torch.device:
 def build(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The generator (channels-last, trained) and its EMA (frozen), from ``--init`` when given."""
     def make():
-        return architecture("rrdbnet").torch(**cfg.generator_params).to(device)
+        return architecture(cfg.arch).torch(**cfg.generator_params).to(device)
 
     model = make().to(memory_format=torch.channels_last)
     ema = make()

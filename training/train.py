@@ -95,8 +95,8 @@ def build_networks(cfg: TrainConfig, strategy) -> Networks:
     gan = cfg.stage == "gan"
     vgg_file = losses.find_vgg19_weights(cfg.vgg19_weights) if gan and cfg.perceptual == "vgg" else None
     with strategy.scope(), dtype_policy(policy_name(cfg.precision)):
-        generator = build_generator("rrdbnet", cfg.generator_params)
-        ema = build_generator("rrdbnet", cfg.generator_params)
+        generator = build_generator(cfg.arch, cfg.generator_params)
+        ema = build_generator(cfg.arch, cfg.generator_params)
         ema.set_weights(generator.get_weights())
         g_opt = _adam(cfg)
         g_opt.build(generator.trainable_variables)  # slots exist before a restore fills them
@@ -122,8 +122,8 @@ def start_from(cfg: TrainConfig, nets: Networks, manager, resume: bool) -> None:
         print(f"resumed {manager.latest_checkpoint} at step {nets.steps_done}")
     elif cfg.init:
         init = read_manifest(cfg.init)
-        if init.arch != "rrdbnet" or init.params != cfg.generator_params:
-            raise ValueError(f"{cfg.init}: is {init.arch} {init.params}, this run builds rrdbnet {cfg.generator_params}")
+        if init.arch != cfg.arch or init.params != cfg.generator_params:
+            raise ValueError(f"{cfg.init}: is {init.arch} {init.params}, this run builds {cfg.arch} {cfg.generator_params}")
         weights = read_weights(cfg.init, init.weights)
         assign_weights(nets.generator, weights, source=cfg.init)
         assign_weights(nets.ema, weights, source=cfg.init)
@@ -328,9 +328,8 @@ def _validate(model, cfg: TrainConfig, writer, s: int) -> dict:
 def export(model: keras.Model, cfg: TrainConfig, folder: Path, metrics: dict, run: dict) -> Path:
     """Write the (EMA) generator as a model artifact with the training config and metrics."""
     training = {**{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress",)}, **run}
-    save_artifact(folder, model_weights(model), name=cfg.name, arch="rrdbnet", params=cfg.generator_params,
+    save_artifact(folder, model_weights(model), name=cfg.name, arch=cfg.arch, params=cfg.generator_params,
                   scale=cfg.scale, training=training, metrics=metrics,
-                  description=f"RRDBNet x{cfg.scale} ({cfg.num_block} blocks, {cfg.num_feat} features), "
-                              f"{cfg.stage} stage, {run['steps']} steps")
+                  description=f"{cfg.arch} x{cfg.scale} {cfg.generator_params}, {cfg.stage} stage, {run['steps']} steps")
     return folder
 
