@@ -51,7 +51,8 @@ def test_cache_is_deterministic_resumable_and_tied_to_its_teacher(tmp_path, imag
     again = TeacherCache(tmp_path / "cache", CFG, images, "tiny-teacher")
     assert again.fill(up, 6) == 1 and again.fill(up, 6) == 0
     redo = TeacherCache(tmp_path / "redo", CFG, images, "tiny-teacher")
-    redo.fill(up, 6)
+    assert redo.fill(up, 6, batch=2, workers=2) == 6  # pairs made by a process pool, in order
+    assert len(redo.done()) == 6
     for a, b in zip(again.done(), redo.done()):  # the same key gives the same crop, degradation and target
         assert a.name == b.name and all(np.array_equal(load_pair(a)[k], load_pair(b)[k]) for k in ("lr", "hr"))
 

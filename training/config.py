@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,11 @@ class TrainConfig:
     def save(self, folder: Path) -> None:
         """The run's config, read back by ``--resume`` and kept beside the checkpoints."""
         (folder / "config.json").write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @property
+    def pair_workers(self) -> int:
+        """Processes making degraded pairs (torch backend): ``--workers``, default min(8, cores)."""
+        return self.workers if self.workers is not None else min(8, os.cpu_count() or 1)
 
     @property
     def generator_params(self) -> dict:

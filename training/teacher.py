@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,21 +101,45 @@ class TeacherCache:
     def done(self) -> list[Path]:
         return sorted(self.folder.glob("[0-9]*.npz"))
 
-    def fill(self, upscaler, count: int, batch: int = 4, progress=None) -> int:
-        """Compute the first ``count`` samples not on disk yet; returns how many were computed."""
+    def fill(self, upscaler, count: int, batch: int = 4, progress=None, workers: int = 1) -> int:
+        """Compute the first ``count`` samples not on disk yet, ``batch`` crops per teacher call; returns how
+        many were computed. ``workers`` > 1: that many processes make the degraded pairs ahead of the teacher
+        (what holds a GPU teacher back: one pair costs tens of ms of CPU)."""
         todo = [i for i in range(count) if not self.path(i).is_file()]
+        chunks = [[self.sample(i) for i in todo[b:b + batch]] for b in range(0, len(todo), batch)]
         made = 0
-        for b in range(0, len(todo), batch):
-            chunk = todo[b:b + batch]
-            samples = [self.sample(i) for i in chunk]
-            pairs = [make_pair(self.cfg, s) for s in samples]
+        for samples, pairs in zip(chunks, make_pairs(self.cfg, chunks, workers)):
             outputs = run_teacher(upscaler, [lr for _, lr in pairs], self.cfg.edge)
             for s, (hr, lr), out in zip(samples, pairs, outputs):
                 _save(self.folder / f"{s.key}.npz", lr=_u8(lr), teacher=_u8(out), hr=hr)
-            made += len(chunk)
+            made += len(samples)
             if progress:
                 progress(made, len(todo))
         return made
+
+
+def make_pairs(cfg: CacheConfig, chunks: list[list[Sample]], workers: int):
+    """Each chunk's (hr, lr) pairs, in order; with ``workers`` > 1 made by a process pool, ``2 * workers``
+    chunks ahead of the consumer (bounded memory). Spawned processes: the parent may hold a CUDA context."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield [make_pair(cfg, s) for s in chunk]
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append([pool.submit(make_pair, cfg, s) for s in chunk])
+            if len(pending) > 2 * workers:
+                yield [f.result() for f in pending.popleft()]
+        while pending:
+            yield [f.result() for f in pending.popleft()]
+
+
+def _one_thread() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool's processes already fill the cores
 
 
 def run_teacher(upscaler, crops: list[np.ndarray], edge: int) -> list[np.ndarray]:
@@ -155,7 +182,7 @@ def open_cache(cfg: TrainConfig, teacher: str, scale: int) -> TeacherCache:
                                             second_order_prob=cfg.second_order_prob), cfg.data, teacher)
 
 
-def fill_to(cfg: TrainConfig, cache: TeacherCache, make_upscaler) -> None:
+def fill_to(cfg: TrainConfig, cache: TeacherCache, make_upscaler, batch: int = 4, workers: int = 1) -> None:
     """Fill ``cache`` to ``cfg.teacher_samples`` pairs; ``make_upscaler()`` (anything with ``scale`` and a
     ``runner`` taking NHWC float32) is only built when pairs are missing."""
     missing = sum(not cache.path(i).is_file() for i in range(cfg.teacher_samples))
@@ -163,9 +190,10 @@ def fill_to(cfg: TrainConfig, cache: TeacherCache, make_upscaler) -> None:
         return
     upscaler = make_upscaler()
     if not cfg.progress:
-        cache.fill(upscaler, cfg.teacher_samples)
+        cache.fill(upscaler, cfg.teacher_samples, batch=batch, workers=workers)
         return
     from tqdm import tqdm
 
     with tqdm(total=missing, desc=f"teacher {cache.teacher}", unit="crop") as bar:
-        cache.fill(upscaler, cfg.teacher_samples, progress=lambda done, total: bar.update(done - bar.n))
+        cache.fill(upscaler, cfg.teacher_samples, batch=batch, workers=workers,
+                   progress=lambda done, total: bar.update(done - bar.n))

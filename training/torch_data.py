@@ -10,7 +10,6 @@ LR inputs made by the degradations the TensorFlow pipeline uses too (``training.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -105,7 +104,7 @@ def bicubic_batches(images, cfg: TrainConfig, device) -> tuple[Callable[[], Batc
 
 
 def realworld_batches(images, cfg: TrainConfig, device) -> tuple[Callable[[], Batch], str]:
-    workers = cfg.workers if cfg.workers is not None else min(8, os.cpu_count() or 1)
+    workers = cfg.pair_workers
     patches = RealworldPatches(list(images), cfg.scale, cfg.hr_crop // cfg.scale, cfg.seed, cfg.usm_gt,
                                degrade.DegradeConfig(second_order_prob=cfg.second_order_prob))
     loader = iter(torch.utils.data.DataLoader(

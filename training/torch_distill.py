@@ -140,7 +140,8 @@ def distill_batches(cfg: TrainConfig, device, log):
     ``torch_train.fit``: batches of (lr, teacher output, original) NCHW on ``device``."""
     name, teacher = load_teacher(cfg.teacher, device)
     cache = open_cache(cfg, name, teacher.scale)
-    fill_to(cfg, cache, lambda: teacher)
+    # A GPU teacher takes many crops per call and waits for nothing but the CPU's degraded pairs
+    fill_to(cfg, cache, lambda: teacher, batch=32 if device.type == "cuda" else 4, workers=cfg.pair_workers)
     print(f"teacher {name}: {len(cache.done())} cached pairs in {cache.folder}", file=log, flush=True)
     pairs, calls = Pairs(cache, cfg), [0]
 
