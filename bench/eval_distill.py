@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from model import official
+from model.artifacts import read_manifest
 from model.engine import Upscaler
 from model.settings import get_settings
 from training.config import PrepareConfig
@@ -85,7 +86,8 @@ def main() -> None:
     results = []
     for name in args.model:
         folder = official.folder_of(settings, name)
-        strengths = [float(s) for s in args.strengths.split(",") if s] or [None]
+        blends = read_manifest(folder).interpolation is not None  # a single network is scored once
+        strengths = [float(s) for s in args.strengths.split(",") if s and blends] or [None]
         for strength in strengths:
             up = Upscaler.from_artifact(folder, strength=strength, precision=args.precision)
             r = {"model": str(name), "strength": strength, "precision": up.precision,
