@@ -43,6 +43,7 @@ def random_upscaler(name: str, params: dict, precision: str = "auto", backend: s
     from model.archs import build_generator
     from model.artifacts import Manifest, WeightsFile, model_weights
     from model.engine import Upscaler
+    from model.artifacts import Part
     from model.runners import OpenVINORunner, resolve_backend, runner_precision
 
     keras.utils.set_random_seed(0)
@@ -52,7 +53,8 @@ def random_upscaler(name: str, params: dict, precision: str = "auto", backend: s
     precision = runner_precision(precision, backend)
     model = build_generator("rrdbnet", params, precision, inference=True)
     if backend == "openvino":
-        up = Upscaler(OpenVINORunner.from_weights(manifest, model_weights(model), precision), manifest)
+        up = Upscaler(OpenVINORunner.from_parts(manifest, [Part("rrdbnet", params, model_weights(model))], precision),
+                      manifest)
         up.keras = model  # for counting FLOPs
         return up
     return Upscaler(model, manifest)

@@ -60,7 +60,7 @@ def cmd_models(args) -> int:
     models = list_models(settings.model_dirs)
     from model.runners import resolve_backend
 
-    runtime = {m.name: resolve_backend(settings.backend, m.arch) for m in models}
+    runtime = {m.name: resolve_backend(settings.backend, *(arch for arch, _ in m.networks())) for m in models}
     installed = {m.name for m in models}
     pending = [e for e in official.CATALOGUE if e.name not in installed]
     ready = {e.name for e in official.available()}

@@ -13,10 +13,11 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from .errors import ArtifactError, InvalidOption, ModelNotFound
 
@@ -39,6 +40,16 @@ class Interpolation(BaseModel):
 
     psnr: WeightsFile
     default_strength: float = Field(0.8, ge=0, le=1)
+    # The restoration end's own network where it is not the sharp end's (a compact SRVGG sharp end with an
+    # RRDBNet restoration end): such ends are blended by output, each network computed, not by weights.
+    arch: str | None = None
+    params: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _network_whole(self):
+        if (self.arch is None) != (self.params is None):
+            raise ValueError("a restoration end's network needs both arch and params")
+        return self
 
 
 class Manifest(BaseModel):
@@ -65,6 +76,19 @@ class Manifest(BaseModel):
     def precision_setting(self, setting: str) -> str:
         """The precision setting that applies to this model: ``auto`` becomes the model's own choice."""
         return self.precision if setting == "auto" and self.precision else setting
+
+    @property
+    def blends_outputs(self) -> bool:
+        """Whether ``strength`` blends the two ends' outputs (ends of different networks), not their weights."""
+        return self.interpolation is not None and self.interpolation.arch is not None
+
+    def networks(self) -> list[tuple[str, dict[str, Any]]]:
+        """(arch, params) of every network the artifact may compute: the sharp end's, and a restoration end's
+        where it has a network of its own."""
+        ends = [(self.arch, self.params)]
+        if self.blends_outputs:
+            ends.append((self.interpolation.arch, self.interpolation.params))
+        return ends
 
     @property
     def network_scale(self) -> int:
@@ -136,17 +160,20 @@ def save_artifact(
     scale: int,
     psnr_weights: dict[str, np.ndarray] | None = None,
     default_strength: float = 0.8,
+    psnr_network: tuple[str, dict[str, Any]] | None = None,
     **fields: Any,
 ) -> Manifest:
-    """Write weights (and the PSNR end for interpolation, if given) and the manifest describing them."""
+    """Write weights (and the PSNR end for interpolation, if given) and the manifest describing them.
+    ``psnr_network``: the PSNR end's (arch, params) where they are not ``arch``/``params`` (blended by output)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    own = psnr_network if psnr_network is not None and tuple(psnr_network) != (arch, params) else (None, None)
     manifest = Manifest(
         name=name, arch=arch, params=params, scale=scale,
         weights=_write_weights(folder, "weights.npz", weights),
         interpolation=(
             Interpolation(psnr=_write_weights(folder, "weights_psnr.npz", psnr_weights),
-                          default_strength=default_strength)
+                          default_strength=default_strength, arch=own[0], params=own[1])
             if psnr_weights is not None else None
         ),
         framework=_frameworks(),
@@ -204,23 +231,55 @@ def load_weights(folder: Path | str, manifest: Manifest, strength: float | None 
     return weights
 
 
+@dataclass(frozen=True)
+class Part:
+    """One network a runner computes, and the share of its output in the result."""
+
+    arch: str
+    params: dict[str, Any]
+    weights: dict[str, np.ndarray]
+    share: float = 1.0
+
+
+def load_parts(folder: Path | str, manifest: Manifest, strength: float | None = None) -> list[Part]:
+    """What a runner computes at ``strength``: one network (its weights interpolated towards the restoration
+    end where both ends are the same network), or, for ends of different networks, each end with its
+    output's share (an end with no share is not computed). No strength: the sharp end."""
+    if not manifest.blends_outputs or strength is None:
+        return [Part(manifest.arch, manifest.params, load_weights(folder, manifest, strength))]
+    end, s = manifest.interpolation, float(strength)
+    parts = [Part(manifest.arch, manifest.params, read_weights(folder, manifest.weights), s)] if s > 0 else []
+    if s < 1:
+        parts.append(Part(end.arch, end.params, read_weights(folder, end.psnr), 1.0 - s))
+    return parts
+
+
 def load_keras_model(folder: Path | str, manifest: Manifest | None = None, strength: float | None = None,
                      precision: str = "float32", inference: bool = False) -> "keras.Model":
-    """Build the manifest's architecture and load its (optionally interpolated) weights; ``inference``: the
-    weights are stored in ``precision`` (see build_generator), not for training or saving."""
+    """Build the manifest's network(s) and load the (optionally interpolated) weights; ``inference``: the
+    weights are stored in ``precision`` (see build_generator), not for training or saving. Ends of different
+    networks: one model summing each end's output times its share."""
+    import keras
+
     from .archs import PRECISIONS, build_generator
 
     if precision not in PRECISIONS:
         raise InvalidOption(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     manifest = manifest or read_manifest(folder)
-    weights = load_weights(folder, manifest, strength)
-    try:
-        model = build_generator(manifest.arch, manifest.params, precision, inference=inference)
-    except (TypeError, ValueError) as exc:
-        raise ArtifactError(f"{folder}: manifest architecture {manifest.arch} {manifest.params}: {exc}") from None
-    assign_weights(model, weights, source=f"{folder}/{manifest.weights.file}")
-    return model
+    models = []
+    for part in load_parts(folder, manifest, strength):
+        try:
+            model = build_generator(part.arch, part.params, precision, inference=inference)
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{folder}: manifest architecture {part.arch} {part.params}: {exc}") from None
+        assign_weights(model, part.weights, source=f"{folder}/{manifest.name} {part.arch}")
+        models.append((model, part.share))
+    if len(models) == 1 and models[0][1] == 1.0:
+        return models[0][0]
+    inp = keras.Input((None, None, manifest.params.get("num_in_ch", 3)), name="lr")
+    outs = [keras.layers.Rescaling(share, name=f"share_{i}")(model(inp)) for i, (model, share) in enumerate(models)]
+    return keras.Model(inp, keras.layers.Add(name="blend")(outs) if len(outs) > 1 else outs[0], name="blend")
 
 
 # --- registry -------------------------------------------------------------------------------------

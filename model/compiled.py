@@ -32,8 +32,8 @@ def cache_key(folder: Path | str, manifest: Manifest, strength: float | None, pr
         st = (Path(folder) / entry.file).stat()
         stamps.append([entry.file, entry.sha256, st.st_size, st.st_mtime_ns])
     model, flags = cpu_info()
-    what = {"format": 1, "openvino": ov.get_version(), "cpu": [model, sorted(flags)], "arch": manifest.arch,
-            "params": manifest.params, "value_range": list(manifest.value_range), "clip": clip,
+    what = {"format": 1, "openvino": ov.get_version(), "cpu": [model, sorted(flags)], "networks": manifest.networks(),
+            "value_range": list(manifest.value_range), "clip": clip,
             "strength": strength if manifest.interpolation else None, "precision": precision, "files": stamps}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -45,7 +45,7 @@ class Upscaler:
         self.net_scale = manifest.network_scale
         self.tile = tile
         # Tiles of pixel-unshuffle models must start on even pixels to keep the space-to-depth grid.
-        self.multiple = architecture(manifest.arch).multiple(manifest.params)  # pixel-unshuffle: 2
+        self.multiple = math.lcm(*(architecture(a).multiple(p) for a, p in manifest.networks()))  # pixel-unshuffle: 2
         self.tile_pad = _round_up(tile_pad, self.multiple)
         self.edge_pad = _round_up(edge_pad, self.multiple)
         self.tile_memory_mb = tile_memory_mb
@@ -79,7 +79,7 @@ class Upscaler:
     def auto_tile(self) -> int:
         """Largest LR tile whose activations fit ``tile_memory_mb`` (the architecture says what one input
         pixel costs at its widest, ``model.architectures``)."""
-        bytes_per_px = architecture(self.manifest.arch).activation_bytes(self.manifest.params, self.net_scale)
+        bytes_per_px = max(architecture(a).activation_bytes(p, self.net_scale) for a, p in self.manifest.networks())
         side = int(math.sqrt(self.tile_memory_mb * 2**20 / bytes_per_px))
         return max(MIN_TILE, side // 8 * 8)
 

@@ -10,7 +10,8 @@ so one artifact serves both runtimes. Each graph is registered beside its Keras 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -78,16 +79,18 @@ def srvgg(x, w: Weights, scale: int = 4, num_feat: int = 64, num_conv: int = 16,
     return ops.add(y, _upsample(x, scale))
 
 
-def build_model(graph: Callable[..., ov.Node], params: dict[str, Any], weights: Weights, value_range=(0.0, 1.0),
-                clip: bool = True, name: str = "generator") -> ov.Model:
-    """``graph`` (an architecture's, ``model.architectures``) as NHWC float32 in [0, 1] (any batch and
-    size) -> NHWC float32 in [0, 1]: the engine's contract, with the artifact's value range and the final
-    clip inside the graph (``clip=False``: the engine resizes the output first and clips after, as the
-    x2/x3 ncnn graphs do)."""
+def build_model(parts: Sequence[tuple[Callable[..., ov.Node], dict[str, Any], Weights, float]],
+                value_range=(0.0, 1.0), clip: bool = True, name: str = "generator") -> ov.Model:
+    """The sum of each part's ``graph(x, weights, **params)`` (an architecture's, ``model.architectures``)
+    times its share, as NHWC float32 in [0, 1] (any batch and size) -> NHWC float32 in [0, 1]: the engine's
+    contract, with the artifact's value range and the final clip inside the graph (``clip=False``: the
+    engine resizes the output first and clips after, as the x2/x3 ncnn graphs do)."""
     lo, hi = (float(v) for v in value_range)
-    lr = ops.parameter(ov.PartialShape([-1, -1, -1, params.get("num_in_ch", 3)]), ov.Type.f32, name="lr")
+    lr = ops.parameter(ov.PartialShape([-1, -1, -1, parts[0][1].get("num_in_ch", 3)]), ov.Type.f32, name="lr")
     x = ops.transpose(ops.add(ops.multiply(lr, _const(hi - lo)), _const(lo)), ops.constant(np.array([0, 3, 1, 2])))
-    y = ops.transpose(graph(x, weights, **params), ops.constant(np.array([0, 2, 3, 1])))
+    outs = [graph(x, weights, **params) if share == 1.0 else ops.multiply(graph(x, weights, **params), _const(share))
+            for graph, params, weights, share in parts]
+    y = ops.transpose(reduce(ops.add, outs), ops.constant(np.array([0, 2, 3, 1])))
     y = ops.divide(ops.subtract(y, _const(lo)), _const(hi - lo))
     y = ops.clamp(y, 0.0, 1.0) if clip else y
     return ov.Model([y], [lr], name)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from .architectures import architecture, openvino_archs
-from .artifacts import Manifest, load_keras_model, load_weights
+from .artifacts import Manifest, Part, load_keras_model, load_parts
 from .compiled import CompiledCache, cache_key
 from .errors import InvalidOption
 from .hardware import describe, has_nvidia_gpu, resolve_precision
@@ -33,18 +33,20 @@ class Runner(Protocol):
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def resolve_backend(setting: str, arch: str) -> str:
+def resolve_backend(setting: str, *archs: str) -> str:
+    """The backend that runs networks of ``archs`` (every one of them) under ``setting``."""
     if setting not in BACKEND_SETTINGS:
         raise InvalidOption(f"backend must be one of {', '.join(BACKEND_SETTINGS)}, got {setting!r}")
     has_ov = importlib.util.find_spec("openvino") is not None
+    missing = [arch for arch in archs if arch not in openvino_archs()]
     if setting == "openvino":
         if not has_ov:
             raise InvalidOption("backend openvino: the openvino package is not installed (pip install openvino)")
-        if arch not in openvino_archs():
-            raise InvalidOption(f"backend openvino has no graph for architecture {arch!r}; "
+        if missing:
+            raise InvalidOption(f"backend openvino has no graph for architecture {missing[0]!r}; "
                                 f"it runs {', '.join(openvino_archs())} (use backend tensorflow)")
         return "openvino"
-    if setting == "auto" and has_ov and arch in openvino_archs() and not has_nvidia_gpu():
+    if setting == "auto" and has_ov and not missing and not has_nvidia_gpu():
         return "openvino"
     return "tensorflow"
 
@@ -129,11 +131,11 @@ class OpenVINORunner:
         return {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"}
 
     @classmethod
-    def from_weights(cls, manifest: Manifest, weights: dict[str, np.ndarray], precision: str = "float32"):
+    def from_parts(cls, manifest: Manifest, parts: list[Part], precision: str = "float32"):
         from .openvino_graph import build_model
 
-        graph = build_model(architecture(manifest.arch).openvino, manifest.params, weights, manifest.value_range,
-                            clip=_clips(manifest), name=manifest.arch)
+        graph = build_model([(architecture(p.arch).openvino, p.params, p.weights, p.share) for p in parts],
+                            manifest.value_range, clip=_clips(manifest), name=manifest.arch)
         return cls(cls.core().compile_model(graph, "CPU", cls.config(precision)))
 
     @classmethod
@@ -145,7 +147,7 @@ class OpenVINORunner:
         compiled = cache.load(cls.core(), key, cls.config(precision)) if cache else None
         if compiled is not None:
             return cls(compiled)
-        runner = cls.from_weights(manifest, load_weights(folder, manifest, strength), precision)
+        runner = cls.from_parts(manifest, load_parts(folder, manifest, strength), precision)
         if cache:
             cache.store(key, runner.compiled)
         return runner
@@ -161,7 +163,7 @@ def load_runner(folder: Path | str, manifest: Manifest, *, strength: float | Non
                 precision: str = "auto", backend: str = "auto", cache: CompiledCache | None = None) -> Runner:
     """The artifact's (optionally interpolated) network, ready to run on ``backend`` in ``precision``;
     ``cache``: where OpenVINO keeps compiled networks between processes (model.compiled)."""
-    backend = resolve_backend(backend, manifest.arch)
+    backend = resolve_backend(backend, *(arch for arch, _ in manifest.networks()))
     precision = runner_precision(manifest.precision_setting(precision), backend)
     if backend == "openvino":
         return OpenVINORunner.from_artifact(folder, manifest, strength, precision, cache)

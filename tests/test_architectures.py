@@ -72,7 +72,7 @@ def test_every_runtime_gives_the_same_output_from_the_same_weights(arch, params)
 
         from model.openvino_graph import build_model
 
-        graph = build_model(entry.openvino, params, weights, value_range=(-1.0, 1.0), clip=False)
+        graph = build_model([(entry.openvino, params, weights, 1.0)], value_range=(-1.0, 1.0), clip=False)
         compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         outputs["openvino"] = 2 * compiled([x])[0] - 1  # the graph maps [0, 1] to the value range and back
     if net is not None:

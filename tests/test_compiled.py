@@ -35,7 +35,7 @@ def no_weights(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("the weights were read although the compiled network was cached")
 
-    monkeypatch.setattr(runners, "load_weights", refuse)
+    monkeypatch.setattr(runners, "load_parts", refuse)
 
 
 def test_second_load_comes_from_the_cache_without_reading_weights(model, tmp_path, photo, monkeypatch):
@@ -67,8 +67,8 @@ def test_strength_precision_and_changed_weights_are_other_keys(model, tmp_path, 
     weights.write_bytes(bytes(data))
     os.utime(weights, ns=(1, 1))
     calls = []
-    real = runners.load_weights
-    monkeypatch.setattr(runners, "load_weights", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = runners.load_parts
+    monkeypatch.setattr(runners, "load_parts", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert np.array_equal(upscale(model, cache, strength=0.2, img=photo), a)
     assert calls == [1] and len(blobs(cache)) == 3
 

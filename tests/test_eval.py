@@ -79,13 +79,43 @@ def test_interpolation_endpoints_are_the_two_models(tmp_path):
                                   Upscaler.from_artifact(tmp_path / "gan", tile=0).upscale(lr))
 
 
-def test_interpolation_refuses_different_networks(tmp_path):
+def test_ends_of_different_networks_blend_by_output(tmp_path):
+    """A compact SRVGG sharp end with an RRDBNet restoration end: strength blends the two networks' outputs
+    (each end alone at 0 and 1), on both backends; an interpolated artifact gives its restoration end."""
+    make_artifact(tmp_path, "psnr", scale=2, seed=0)
+    make_artifact(tmp_path, "gan", scale=2, seed=1, arch="srvgg", params={"num_feat": 8, "num_conv": 2})
+    run = esrgan("interpolate", tmp_path / "psnr", tmp_path / "gan", "--name", "blend", "--models-dir", tmp_path)
+    assert run.returncode == 0, run.stderr
+    manifest = read_manifest(tmp_path / "blend")
+    assert manifest.blends_outputs and manifest.networks() == [("srvgg", {"scale": 2, "num_feat": 8, "num_conv": 2}),
+                                                               ("rrdbnet", read_manifest(tmp_path / "psnr").params)]
+    x = np.random.default_rng(0).random((1, 12, 10, 3), dtype=np.float32)
+
+    def out(folder, backend, strength=None):
+        return Upscaler.from_artifact(folder, strength=strength, backend=backend, precision="float32").runner(x)
+
+    for backend in ("openvino", "tensorflow"):
+        ends = {s: out(tmp_path / "blend", backend, s) for s in (0.0, 0.3, 1.0)}
+        np.testing.assert_allclose(ends[1.0], out(tmp_path / "gan", backend), atol=1e-6)
+        np.testing.assert_allclose(ends[0.0], out(tmp_path / "psnr", backend), atol=1e-6)
+        assert np.abs(ends[1.0] - ends[0.0]).mean() > 0.01  # two different networks, or the next line proves nothing
+        inside = (ends[1.0] > 0) & (ends[1.0] < 1) & (ends[0.0] > 0) & (ends[0.0] < 1)  # the networks' raw outputs
+        assert inside.mean() > 0.3  # blended before the one final clip, as weights are interpolated before it
+        np.testing.assert_allclose(ends[0.3][inside], (0.3 * ends[1.0] + 0.7 * ends[0.0])[inside], atol=1e-5)
+
+    # Re-blending takes the blend's restoration end (an RRDBNet) as the smooth end, not its SRVGG weights.
+    run = esrgan("interpolate", tmp_path / "blend", tmp_path / "gan", "--name", "again", "--models-dir", tmp_path)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(out(tmp_path / "again", "openvino", 0.0), out(tmp_path / "psnr", "openvino"), atol=1e-6)
+
+
+def test_interpolation_refuses_different_scales(tmp_path):
     make_artifact(tmp_path, "a", scale=2)
-    make_artifact(tmp_path, "b", scale=2, params={"num_feat": 8})
-    with pytest.raises(ArtifactError, match="different params"):
+    make_artifact(tmp_path, "b", scale=4)
+    with pytest.raises(ArtifactError, match="different scale"):
         interpolate_artifacts(tmp_path / "a", tmp_path / "b", tmp_path / "c", "c")
     run = esrgan("interpolate", tmp_path / "a", tmp_path / "b", "--name", "c", "--models-dir", tmp_path)
-    assert run.returncode == 2 and "different params" in run.stderr
+    assert run.returncode == 2 and "different scale" in run.stderr
 
 
 def test_prepare_cli(tmp_path):

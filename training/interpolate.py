@@ -10,16 +10,21 @@ from model.errors import ArtifactError
 
 def interpolate_artifacts(psnr_dir: Path | str, gan_dir: Path | str, out_dir: Path | str, name: str,
                           default_strength: float = 0.8) -> Manifest:
+    """``psnr_dir``'s smooth end (its restoration end where it has one, else its weights) and ``gan_dir``'s
+    sharp end (its weights) in one artifact. Ends of different networks (e.g. an RRDBNet restoration end and
+    a compact SRVGG sharp end) are blended by output at inference: both networks run between the ends."""
     psnr, gan = read_manifest(psnr_dir), read_manifest(gan_dir)
-    for what in ("arch", "params", "scale", "value_range"):
+    for what in ("scale", "network_scale", "value_range"):
         if getattr(psnr, what) != getattr(gan, what):
             raise ArtifactError(f"cannot interpolate {psnr.name} and {gan.name}: different {what} "
                                 f"({getattr(psnr, what)} vs {getattr(gan, what)})")
     if not 0.0 <= default_strength <= 1.0:
         raise ValueError(f"default strength must be between 0 and 1, got {default_strength}")
-    gan_w, psnr_w = read_weights(gan_dir, gan.weights), read_weights(psnr_dir, psnr.weights)
+    smooth = psnr.interpolation.psnr if psnr.interpolation else psnr.weights
+    network = psnr.networks()[-1] if psnr.interpolation else (psnr.arch, psnr.params)
+    gan_w, psnr_w = read_weights(gan_dir, gan.weights), read_weights(psnr_dir, smooth)
     return save_artifact(
-        out_dir, gan_w, psnr_weights=psnr_w, default_strength=default_strength,
+        out_dir, gan_w, psnr_weights=psnr_w, default_strength=default_strength, psnr_network=network,
         name=name, arch=gan.arch, params=gan.params, scale=gan.scale, value_range=gan.value_range,
         description=f"{gan.description} / {psnr.description}: interpolation, strength 0 (smooth) to 1 (sharp)",
         license=gan.license, source=gan.source,
