@@ -64,3 +64,23 @@ def test_precision_and_the_policy_in_force():
         assert build_generator("rrdbnet", params, "float32").get_layer("conv_first").compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"
     assert build_generator("rrdbnet", params, "bfloat16").get_layer("conv_last").compute_dtype == "bfloat16"
+
+
+def test_srvgg_halved_is_the_x4_output_area_downscaled():
+    import cv2
+
+    from model.archs.srvgg import halve_scale
+    from model.artifacts import assign_weights, model_weights
+
+    x4 = build_generator("srvgg", {"scale": 4, "num_feat": 8, "num_conv": 2})
+    rng = np.random.default_rng(1)
+    weights = {k: v + rng.normal(0, 0.05, v.shape).astype(np.float32) for k, v in model_weights(x4).items()}
+    assign_weights(x4, weights)
+    x2 = build_generator("srvgg", {"scale": 2, "num_feat": 8, "num_conv": 2})
+    assign_weights(x2, halve_scale(weights, num_conv=2, scale=4))
+    x = rng.random((1, 10, 12, 3), dtype=np.float32)
+    big, half = np.asarray(x4(x))[0], np.asarray(x2(x))[0]
+    assert np.abs(big).max() > 0.1  # a real output, not zeros on both sides
+    np.testing.assert_allclose(half, cv2.resize(big, (24, 20), interpolation=cv2.INTER_AREA), atol=1e-5)
+    with pytest.raises(ValueError, match="no exact"):
+        halve_scale(weights, num_conv=2, scale=3)

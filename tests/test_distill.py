@@ -132,6 +132,11 @@ def test_srvgg_student_starts_from_an_srvgg_artifact_and_exports_one(tmp_path, i
            for name, folder in (("student", out / "student"), ("init", tmp_path / "compact"))}
     assert err["student"] < 0.7 * err["init"], err
 
+    # The x2 student starts from the x4 one, exactly halved (tests/test_archs.py), and trains toward the x2 target.
+    assert esrgan_main([*common, "--init", str(out / "student"), "--scale", "2", "--steps", "4", "--out",
+                        str(tmp_path / "x2"), "--name", "student-x2"]) == 0
+    assert read_manifest(tmp_path / "x2" / "student-x2").params == {"scale": 2, **params}
+
     capsys.readouterr()
     other = [*common, "--init", str(teacher), "--steps", "2", "--out", str(tmp_path / "x"), "--teacher-cache",
              str(tmp_path / "empty-cache")]

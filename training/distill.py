@@ -24,6 +24,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from model.archs import build_generator, dtype_policy, policy_name
+from model.archs.srvgg import halve_scale
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
 from . import losses
@@ -70,11 +71,16 @@ def build_student(cfg: TrainConfig, resume_from: Path | None):
             assign_weights(student, {k: data[k] for k in data.files}, source="student.npz")
     elif init is not None:
         manifest = read_manifest(init)
-        if manifest.arch != cfg.arch or manifest.params != cfg.generator_params:
-            raise ValueError(f"{init}: is {manifest.arch} {manifest.params}; this run builds {cfg.arch} "
-                             f"{cfg.generator_params}")
-        end = manifest.interpolation.psnr if cfg.init_end == "restoration" and manifest.interpolation else manifest.weights
-        assign_weights(student, read_weights(init, end), source=str(init))
+        restoration = cfg.init_end == "restoration" and manifest.interpolation is not None
+        arch, params = manifest.networks()[-1] if restoration else (manifest.arch, manifest.params)
+        # An x4 SRVGG student starts an x2 one exactly: its output area-downscaled, which is the x2 target
+        halves = cfg.arch == "srvgg" and params == {**cfg.generator_params, "scale": 2 * cfg.scale}
+        if arch != cfg.arch or (params != cfg.generator_params and not halves):
+            raise ValueError(f"{init}: is {arch} {params}; this run builds {cfg.arch} {cfg.generator_params}")
+        weights = read_weights(init, manifest.interpolation.psnr if restoration else manifest.weights)
+        if halves:
+            weights = halve_scale(weights, cfg.num_conv, manifest.scale)
+        assign_weights(student, weights, source=str(init))
     return student, init
 
 

@@ -33,3 +33,18 @@ def build_srvgg(
     base = keras.layers.UpSampling2D(scale, interpolation="nearest", name="base")(inp)
     out = keras.layers.Add(name="residual_add")([x, base])
     return keras.Model(inp, out, name=name)
+
+
+def halve_scale(weights: dict, num_conv: int, scale: int) -> dict:
+    """An x``scale`` network's weights as an x``scale // 2`` network whose output is exactly the first's,
+    area-downscaled by 2 (2x2 means): only the last conv changes, each output sub-pixel becoming the mean of
+    the four it covers (depth-to-space channel order: sub-pixel (i, j) of colour c is (i * scale + j) * 3 + c),
+    and the nearest-upsampled input's 2x2 means are the input itself. How an x2 student starts from an x4 one."""
+    if scale % 2:
+        raise ValueError(f"an x{scale} SRVGG network has no exact x{scale / 2:g} form")
+    last, half = f"body_{2 * num_conv + 2}", scale // 2
+    kernel, bias = weights[f"{last}/kernel"], weights[f"{last}/bias"]
+    channels = kernel.shape[-1] // scale**2
+    k = kernel.reshape(*kernel.shape[:-1], half, 2, half, 2, channels).mean(axis=(-4, -2))
+    b = bias.reshape(half, 2, half, 2, channels).mean(axis=(1, 3))
+    return {**weights, f"{last}/kernel": k.reshape(*kernel.shape[:-1], -1), f"{last}/bias": b.reshape(-1)}
