@@ -46,7 +46,13 @@ def shared_weights(arch: str, params: dict) -> tuple[dict[str, np.ndarray], obje
         layout = detect(state)
         assert {k: v for k, v in layout.params.items() if k != "scale"} == \
             {k: v for k, v in params.items() if k != "scale" and (k != "pixel_unshuffle" or v)}
-        return to_keras(state, layout), net
+        keras_weights = to_keras(state, layout)
+        if not layout.unshuffled_input:  # and back, as a torch run reads an artifact (--init): the same tensors
+            from model.convert.layouts import from_keras
+
+            back = from_keras(keras_weights, layout)
+            assert set(back) == set(state) and all(np.array_equal(back[k], state[k]) for k in state)
+        return keras_weights, net
     keras.utils.set_random_seed(3)
     weights = model_weights(entry.keras(**params))
     rng = np.random.default_rng(0)

@@ -194,14 +194,17 @@ def to_keras(state: dict[str, np.ndarray], layout: Layout) -> dict[str, np.ndarr
 
 def from_keras(weights: dict[str, np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
     """The inverse of ``to_keras``: an artifact's ``layer/variable`` weights as the layout's checkpoint tensors
-    (so a PyTorch run can start from an artifact). Layouts with pixel (un)shuffled channels are refused."""
-    if layout.unshuffled_input or layout.shuffled_output:
-        raise CheckpointError(f"{layout.describe()}: channel-shuffled layers cannot be exported to a checkpoint")
+    (so a PyTorch run can start from an artifact). Pixel-unshuffled inputs are refused."""
+    if layout.unshuffled_input:
+        raise CheckpointError(f"{layout.describe()}: channel-shuffled inputs cannot be exported to a checkpoint")
     state = {}
     for key, t in weights.items():
         layer, var = key.split("/")
         name = f"{layout.checkpoint_name(layer)}.{'bias' if var == 'bias' else 'weight'}"
-        state[name] = t.transpose(3, 2, 0, 1) if var == "kernel" else t.reshape(-1) if var == "alpha" else t
+        t = t.transpose(3, 2, 0, 1) if var == "kernel" else t.reshape(-1) if var == "alpha" else t
+        if r := layout.shuffled_output.get(layer):  # (dy*r + dx)*C + c (TensorFlow) -> c*r*r + dy*r + dx (PyTorch)
+            t = t.reshape(r, r, -1, *t.shape[1:]).swapaxes(1, 2).swapaxes(0, 1).reshape(t.shape)
+        state[name] = t
     return state
 
 
