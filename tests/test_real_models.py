@@ -16,7 +16,10 @@ from training.prepare import make_lr, mod_crop
 def test_real_models_are_the_defaults_and_hold_both_ends(scale):
     folder, manifest = find_model(SHIPPED_MODELS_DIR, scale=scale)
     assert manifest.name == f"esrgan-real-x{scale}" and manifest.default
-    assert manifest.interpolation is not None and 0 < manifest.interpolation.default_strength < 1
+    # A compact SRVGG sharp end distilled from x4plus (what the default runs, alone: the fast path) and the
+    # RRDBNet restoration end (strength 0); strengths between blend the two outputs.
+    assert manifest.interpolation is not None and manifest.interpolation.default_strength == 1.0
+    assert [arch for arch, _ in manifest.networks()] == ["srvgg", "rrdbnet"]
     assert not read_manifest(SHIPPED_MODELS_DIR / f"esrgan-psnr-x{scale}").default
     assert ":" in manifest.description  # "what it is for: ..." (the page's model picker shows it)
 
@@ -62,5 +65,7 @@ def test_strength_one_is_sharper_and_closer_to_its_teacher_without_losing_the_pi
     teacher = Upscaler.from_artifact(settings.official_models_dir / "realesrgan-x4plus", tile=0).upscale(lr)
     assert psnr(sharp, teacher, 4) > psnr(smooth, teacher, 4) + 0.3  # likeness +0.48 dB on this draw
     assert psnr(sharp, hr, 4) > psnr(imresize(lr, 4), hr, 4) - 1.0  # 0.01 dB under bicubic on this draw
-    # no colour shift beyond the teacher's own (x4plus moves the mean by up to 3 levels on photos)
-    assert np.abs(sharp.reshape(-1, 3).mean(0) - hr.reshape(-1, 3).mean(0)).max() < 3.0
+    # no colour shift beyond the teacher's own (x4plus darkens this photo's mean by 2-3.4 levels; the student
+    # follows it within 0.6)
+    mean = {name: img.reshape(-1, 3).mean(0) for name, img in (("sharp", sharp), ("teacher", teacher), ("hr", hr))}
+    assert np.abs(mean["sharp"] - mean["teacher"]).max() < 1.0 and np.abs(mean["sharp"] - mean["hr"]).max() < 4.0
