@@ -21,6 +21,7 @@ from skimage import data  # noqa: E402
 from model import official  # noqa: E402
 from model.artifacts import find_model, read_manifest  # noqa: E402
 from model.engine import Upscaler  # noqa: E402
+from model.options import resolve_strength  # noqa: E402
 from model.settings import get_settings  # noqa: E402
 from training import degrade  # noqa: E402
 from training.imresize import imresize  # noqa: E402
@@ -90,7 +91,7 @@ def main() -> None:
     else:
         ours_dir, ours = find_model(settings.model_dirs, None, args.scale, settings.default_models)
     teacher = Upscaler.from_artifact(official.folder_of(settings, args.teacher))
-    student = Upscaler.from_artifact(ours_dir)
+    student = Upscaler.from_artifact(ours_dir, strength=resolve_strength(ours, None))  # what a user gets
     s = args.scale
     fig, axes = plt.subplots(len(ROWS), 4, figsize=(4 * 3.2, len(ROWS) * 3.4))
     for row, (what, load, top, left, size, seed) in zip(axes, ROWS):
