@@ -162,9 +162,10 @@ def test_torch_run_starts_from_an_artifacts_sharp_end(photos):
     from training.torch_train import build
 
     folder = SHIPPED_MODELS_DIR / "esrgan-real-x2"
-    params = json.loads((folder / "manifest.json").read_text())["params"]
-    cfg = TrainConfig(data=str(photos / "hr"), backend="torch", scale=2, init=str(folder),
-                      **{k: params[k] for k in ("num_block", "num_feat", "num_grow_ch")})
+    manifest = json.loads((folder / "manifest.json").read_text())  # the sharp end: a compact SRVGG network
+    params = manifest["params"]
+    cfg = TrainConfig(data=str(photos / "hr"), backend="torch", scale=2, init=str(folder), arch=manifest["arch"],
+                      **{k: params[k] for k in ("num_feat", "num_conv")})
     model, ema = build(cfg, torch.device("cpu"))
     x = np.random.default_rng(0).random((1, 24, 20, 3), dtype=np.float32)
     engine = Upscaler.from_artifact(folder, strength=1.0, precision="float32", backend="openvino").runner(x)
