@@ -107,6 +107,8 @@ def test_ends_of_different_networks_blend_by_output(tmp_path):
     run = esrgan("interpolate", tmp_path / "blend", tmp_path / "gan", "--name", "again", "--models-dir", tmp_path)
     assert run.returncode == 0, run.stderr
     np.testing.assert_allclose(out(tmp_path / "again", "openvino", 0.0), out(tmp_path / "psnr", "openvino"), atol=1e-6)
+    # ... and that end's record, not the blend's nested one
+    assert read_manifest(tmp_path / "again").training["psnr"] == read_manifest(tmp_path / "psnr").training
 
 
 def test_interpolation_refuses_different_scales(tmp_path):

@@ -20,15 +20,18 @@ def interpolate_artifacts(psnr_dir: Path | str, gan_dir: Path | str, out_dir: Pa
                                 f"({getattr(psnr, what)} vs {getattr(gan, what)})")
     if not 0.0 <= default_strength <= 1.0:
         raise ValueError(f"default strength must be between 0 and 1, got {default_strength}")
-    smooth = psnr.interpolation.psnr if psnr.interpolation else psnr.weights
-    network = psnr.networks()[-1] if psnr.interpolation else (psnr.arch, psnr.params)
+    # An interpolated PSNR_ART gives its restoration end: weights, network, and that end's training and metrics
+    ends = psnr.interpolation is not None
+    smooth = psnr.interpolation.psnr if ends else psnr.weights
+    psnr_training = psnr.training.get("psnr", psnr.training) if ends else psnr.training
+    psnr_metrics = psnr.metrics.get("psnr_end", psnr.metrics) if ends else psnr.metrics
     gan_w, psnr_w = read_weights(gan_dir, gan.weights), read_weights(psnr_dir, smooth)
     return save_artifact(
-        out_dir, gan_w, psnr_weights=psnr_w, default_strength=default_strength, psnr_network=network,
+        out_dir, gan_w, psnr_weights=psnr_w, default_strength=default_strength, psnr_network=psnr.networks()[-1],
         name=name, arch=gan.arch, params=gan.params, scale=gan.scale, value_range=gan.value_range,
         description=f"{gan.description} / {psnr.description}: interpolation, strength 0 (smooth) to 1 (sharp)",
         license=gan.license, source=gan.source,
         training={"interpolation_of": {"gan": gan.name, "psnr": psnr.name},
-                  "gan": gan.training, "psnr": psnr.training},
-        metrics={"gan_end": gan.metrics, "psnr_end": psnr.metrics},
+                  "gan": gan.training, "psnr": psnr_training},
+        metrics={"gan_end": gan.metrics, "psnr_end": psnr_metrics},
     )
