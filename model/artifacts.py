@@ -275,11 +275,11 @@ def load_keras_model(folder: Path | str, manifest: Manifest | None = None, stren
             raise ArtifactError(f"{folder}: manifest architecture {part.arch} {part.params}: {exc}") from None
         assign_weights(model, part.weights, source=f"{folder}/{manifest.name} {part.arch}")
         models.append((model, part.share))
-    if len(models) == 1 and models[0][1] == 1.0:
+    if len(models) == 1:  # load_parts gives a lone network its whole share
         return models[0][0]
     inp = keras.Input((None, None, manifest.params.get("num_in_ch", 3)), name="lr")
     outs = [keras.layers.Rescaling(share, name=f"share_{i}")(model(inp)) for i, (model, share) in enumerate(models)]
-    return keras.Model(inp, keras.layers.Add(name="blend")(outs) if len(outs) > 1 else outs[0], name="blend")
+    return keras.Model(inp, keras.layers.Add(name="blend")(outs), name="blend")
 
 
 # --- registry -------------------------------------------------------------------------------------
