@@ -175,6 +175,12 @@ def random_jpeg(rng: np.random.Generator, img: np.ndarray, cfg: StageConfig) -> 
 
 
 # --- the pipeline ----------------------------------------------------------------------------------
+def one_thread_per_worker(*_) -> None:
+    """Initialiser of a process that makes degraded pairs: one OpenCV thread, as the pool's processes already
+    fill the cores (a DataLoader's ``worker_init_fn`` or a process pool's ``initializer``)."""
+    cv2.setNumThreads(1)
+
+
 def degrade(hr: np.ndarray, scale: int, rng: np.random.Generator | int, cfg: DegradeConfig = REAL_ESRGAN) -> np.ndarray:
     """The LR image of a float32 HxWx3 HR image in [0, 1] (H and W multiples of ``scale``), in [0, 1],
     rounded to 8-bit levels. ``rng`` (or a seed) fixes every random choice."""

@@ -126,7 +126,7 @@ def make_pairs(cfg: CacheConfig, chunks: list[list[Sample]], workers: int):
             yield [make_pair(cfg, s) for s in chunk]
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=degrade.one_thread_per_worker) as pool:
         pending: deque = deque()
         for chunk in chunks:
             pending.append([pool.submit(make_pair, cfg, s) for s in chunk])
@@ -134,12 +134,6 @@ def make_pairs(cfg: CacheConfig, chunks: list[list[Sample]], workers: int):
                 yield [f.result() for f in pending.popleft()]
         while pending:
             yield [f.result() for f in pending.popleft()]
-
-
-def _one_thread() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # the pool's processes already fill the cores
 
 
 def run_teacher(upscaler, crops: list[np.ndarray], edge: int) -> list[np.ndarray]:

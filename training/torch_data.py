@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 import torch
 
@@ -70,10 +69,6 @@ class RealworldPatches(torch.utils.data.Dataset):
         return to_chw(lr), to_chw(target)
 
 
-def _quiet_worker(_):
-    cv2.setNumThreads(1)  # one OpenCV thread per loader process: the workers already fill the cores
-
-
 def sample_batch(pairs, weights, batch: int, patch: int, scale: int, gen: np.random.Generator) -> Batch:
     """Aligned random crops with the same flip/rotation for the LR and HR patch of each sample."""
     lrs, hrs = [], []
@@ -109,7 +104,7 @@ def realworld_batches(images, cfg: TrainConfig, device) -> tuple[Callable[[], Ba
                                degrade.DegradeConfig(second_order_prob=cfg.second_order_prob))
     loader = iter(torch.utils.data.DataLoader(
         patches, batch_size=cfg.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
-        worker_init_fn=_quiet_worker, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None))
+        worker_init_fn=degrade.one_thread_per_worker, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None))
 
     def next_batch() -> Batch:
         return tuple(t.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last) for t in next(loader))
