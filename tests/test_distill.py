@@ -144,6 +144,39 @@ def test_srvgg_student_starts_from_an_srvgg_artifact_and_exports_one(tmp_path, i
     assert "is rrdbnet" in capsys.readouterr().err and not list((tmp_path / "empty-cache").glob("0*.npz"))
 
 
+def test_adversarial_distillation_trains_a_discriminator_on_teacher_against_student(tmp_path, images, teacher):
+    """--adversarial-weight: a discriminator learns to tell the teacher's outputs ("real") from the student's;
+    the student's loss has the adversarial term; a resumed run goes on with the discriminator it saved."""
+    from esrgan.main import main as esrgan_main
+    from training.distill import CRITIC
+
+    out = tmp_path / "run"
+    common = ["train", str(images), "--teacher", str(teacher), "--teacher-cache", str(tmp_path / "cache"),
+              "--teacher-samples", "8", "--teacher-crop", "16", "--arch", "srvgg", "--num-feat", "8", "--num-conv",
+              "2", "--hr-crop", "32", "--batch-size", "4", "--lr", "2e-3", "--log-every", "10", "--no-progress",
+              "--out", str(out), "--name", "student"]
+    assert esrgan_main([*common, "--adversarial-weight", "0.1", "--discriminator", "unet", "--d-num-feat", "8",
+                        "--steps", "60", "--checkpoint-every", "30"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    # Untrained, the discriminator scores both alike: its loss is about 2 ln 2; trained, it tells them apart.
+    assert all("adversarial" in r and "d" in r for r in log)
+    assert np.mean([r["d"] for r in log[-2:]]) < 0.9 * 2 * np.log(2), log
+    for r in log:  # the student's loss holds the adversarial term at its weight
+        assert r["loss"] >= r["l1"] + 0.1 * r["adversarial"] - 1e-4
+    saved = dict(np.load(out / CRITIC))
+    head = next(k for k in saved if "conv9" in k and saved[k].ndim == 1)  # the logit's bias
+    np.savez(out / CRITIC, **{**saved, head: saved[head] + 5.0})  # a mark no fresh discriminator has
+    assert esrgan_main(["train", "--resume", "--out", str(out), "--steps", "70", "--no-progress"]) == 0
+    resumed = dict(np.load(out / CRITIC))  # went on from the marked weights, and trained them
+    assert resumed.keys() == saved.keys() and abs(resumed[head] - saved[head] - 5.0).max() < 0.5
+    assert max(np.abs(resumed[k] - saved[k]).max() for k in saved if k != head) > 0
+
+    with pytest.raises(ValueError, match="no adversary"):
+        TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), adversarial_weight=0.1)
+    assert TrainConfig(stage="distill", teacher="x", data=str(images)).adversarial_weight == 0
+    assert TrainConfig(stage="gan", init="x", data=str(images)).adversarial_weight == 5e-3
+
+
 def test_texture_energy_wants_texture_not_its_exact_phase():
     """The energy term is what keeps a student from averaging texture away: it scores a shifted copy of the
     texture as (nearly) right and a flat image as wrong, where L1 scores the flat image better."""

@@ -84,7 +84,9 @@ class TrainConfig:
     usm_gt: bool = False  # pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN); realworld only
     second_order_prob: float = 1.0  # realworld: share of pairs degraded twice (Real-ESRGAN: 1), the rest once
     perceptual_weight: float | None = None  # default: 1 (gan, VGG scale) / 0.1 (distill, random conv features)
-    adversarial_weight: float = 5e-3
+    # default: 5e-3 (gan) / 0 (distill: a small adversary, e.g. 0.05 with --discriminator unet, asks the
+    # student for the teacher's texture where L1 to the teacher's exact phase only gets its average)
+    adversarial_weight: float | None = None
     vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path
     d_num_feat: int = 64
     # distillation (training.distill): the teacher's outputs on the same degraded crops are the target
@@ -126,10 +128,12 @@ class TrainConfig:
                                   else 0.1 if self.stage == "distill" else 1.0)
         self.lr = self.lr if self.lr is not None else (1e-4 if gan or self.teacher else 2e-4)
         self.l1_weight = self.l1_weight if self.l1_weight is not None else (1e-2 if gan else 1.0)
+        self.adversarial_weight = (self.adversarial_weight if self.adversarial_weight is not None
+                                   else 5e-3 if gan else 0.0)
         multiple = 32 if self.discriminator == "vgg" else 8
-        if gan and self.hr_crop % multiple:
-            raise ValueError(f"the gan stage with the {self.discriminator} discriminator needs --hr-crop a "
-                             f"multiple of {multiple}, got {self.hr_crop}")
+        if self.adversary and self.hr_crop % multiple:
+            raise ValueError(f"the {self.discriminator} discriminator needs --hr-crop a multiple of {multiple}, "
+                             f"got {self.hr_crop}")
         if self.hr_crop % self.scale:
             raise ValueError(f"--hr-crop {self.hr_crop} must be a multiple of the scale {self.scale}")
         if not self.data:
@@ -161,6 +165,8 @@ class TrainConfig:
 
     def _check_backend(self) -> None:
         """What one backend has and the other has not is refused, not silently ignored."""
+        if self.backend == "torch" and self.stage == "distill" and self.adversarial_weight:
+            raise ValueError("--adversarial-weight: the torch backend's distillation has no adversary; use --backend tf")
         if self.backend == "torch" and self.stage == "gan":
             raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
         if self.backend == "torch" and self.arch == "rrdbnet" and self.scale not in (2, 4):
@@ -179,6 +185,11 @@ class TrainConfig:
     def save(self, folder: Path) -> None:
         """The run's config, read back by ``--resume`` and kept beside the checkpoints."""
         (folder / "config.json").write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @property
+    def adversary(self) -> bool:
+        """Whether this run trains a discriminator: the gan stage, or a distillation given an adversarial weight."""
+        return self.stage == "gan" or (self.stage == "distill" and bool(self.adversarial_weight))
 
     @property
     def pair_workers(self) -> int:

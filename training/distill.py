@@ -6,6 +6,9 @@
        + high-frequency L1 (the difference from a Gaussian blur: what makes edges crisp and keeps the
        teacher's texture, which plain L1 lets a small network average away) [+ texture-energy L1: as much
        high frequency as the teacher, where it has it, phase free] [+ ground-truth L1]
+       [+ adversarial: a discriminator learns to tell the student's output from the teacher's on the same
+       crops; the student is asked for texture the discriminator takes for the teacher's, where L1 can only
+       reach the average of what a small network cannot place exactly]
     -> EMA weights -> artifact: the student is the sharp end (strength 1), the init artifact's
        restoration end stays the smooth end (strength 0)
 
@@ -24,6 +27,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from model.archs import build_generator, dtype_policy, policy_name
+from model.archs import discriminator as discriminators
 from model.archs.srvgg import halve_scale
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
@@ -42,7 +46,8 @@ def distill(cfg: TrainConfig, resume: bool = False) -> Path:
     student, init = build_student(cfg, out if resume else None)  # first: a wrong --init fails before the fill
     cache = fill_cache(cfg)
     step = _read_step(out) if resume else 0
-    train_loop(cfg, student, Pairs(cache, cfg), out, step)
+    critic = build_critic(cfg, out if resume else None)
+    train_loop(cfg, student, Pairs(cache, cfg), out, step, critic)
     return export(cfg, student, init, out)
 
 
@@ -84,6 +89,21 @@ def build_student(cfg: TrainConfig, resume_from: Path | None):
     return student, init
 
 
+def build_critic(cfg: TrainConfig, resume_from: Path | None):
+    """The discriminator of an adversarial distillation (None without one), from the run's last weights."""
+    if not cfg.adversarial_weight:
+        return None
+    with dtype_policy(policy_name(cfg.precision)):
+        critic = discriminators.build(cfg.discriminator, cfg.hr_crop, cfg.d_num_feat)
+    if resume_from is not None and (resume_from / CRITIC).is_file():
+        with np.load(resume_from / CRITIC) as data:
+            assign_weights(critic, {k: data[k] for k in data.files}, source=CRITIC)
+    return critic
+
+
+CRITIC = "discriminator.npz"
+
+
 def high_pass(x, sigma: float = HIGH_PASS_SIGMA):
     """What a Gaussian blur removes: edges and texture."""
     return x - losses.gaussian_blur(x, sigma)
@@ -94,12 +114,13 @@ def texture_energy(x, sigma: float = ENERGY_SIGMA):
     return losses.gaussian_blur(tf.abs(high_pass(x)), sigma)
 
 
-def make_step(cfg: TrainConfig, student, optimizer):
+def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimizer=None):
     extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight else None
 
     @tf.function
     def step(lr, target, hr):
-        with tf.GradientTape() as tape:
+        adv = d_loss = tf.constant(0.0)
+        with tf.GradientTape(persistent=critic is not None) as tape:
             sr = tf.cast(student(lr, training=True), tf.float32)
             l1 = tf.reduce_mean(tf.abs(sr - target))
             hf = tf.reduce_mean(tf.abs(high_pass(sr) - high_pass(target)))
@@ -110,35 +131,56 @@ def make_step(cfg: TrainConfig, student, optimizer):
                 loss += cfg.energy_weight * tf.reduce_mean(tf.abs(texture_energy(sr) - texture_energy(target)))
             if cfg.gt_weight:
                 loss += cfg.gt_weight * tf.reduce_mean(tf.abs(sr - hr))
+            if critic is not None:  # the teacher's output is "real", the student's "fake"
+                real, fake = (tf.cast(critic(x, training=True), tf.float32) for x in (target, sr))
+                adv, d_loss = losses.adversarial(cfg.discriminator, real, fake)
+                loss += cfg.adversarial_weight * adv
+                d_scaled = critic_optimizer.scale_loss(d_loss)
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, student.trainable_variables)
         optimizer.apply_gradients(zip(grads, student.trainable_variables))
-        return loss, l1, hf
+        if critic is not None:
+            grads = tape.gradient(d_scaled, critic.trainable_variables)
+            critic_optimizer.apply_gradients(zip(grads, critic.trainable_variables))
+        return loss, l1, hf, adv, d_loss
 
     return step
 
 
-def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int) -> None:
-    # The cosine schedule continues where a resumed run stopped; the optimizer's own count starts at 0, so its
-    # EMA starts as a copy of the weights (Keras copies them at iteration 0, and averages zeros in otherwise).
+def _adam(cfg: TrainConfig, start: int, **ema):
+    # The cosine schedule continues where a resumed run stopped
     schedule = Resumed(keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=cfg.lr_min_ratio), start)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, use_ema=True,
-                                      ema_momentum=cfg.ema_decay)
-    if cfg.precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, **ema)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if cfg.precision == "float16" else optimizer
+
+
+def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int, critic=None) -> None:
+    # The optimizer's own count starts at 0, so its EMA starts as a copy of the weights (Keras copies them at
+    # iteration 0, and averages zeros in otherwise).
+    optimizer = _adam(cfg, start, use_ema=True, ema_momentum=cfg.ema_decay)
     optimizer.build(student.trainable_variables)
-    step, log, t0 = make_step(cfg, student, optimizer), out / "log.jsonl", time.perf_counter()
+    critic_optimizer = None
+    if critic is not None:
+        critic_optimizer = _adam(cfg, start)
+        critic_optimizer.build(critic.trainable_variables)
+    step = make_step(cfg, student, optimizer, critic, critic_optimizer)
+    log, t0 = out / "log.jsonl", time.perf_counter()
     with tqdm(total=cfg.steps, initial=start, desc="distill", unit="step", disable=not cfg.progress) as bar:
         for s in range(start + 1, cfg.steps + 1):
-            loss, l1, hf = step(*(tf.constant(a) for a in pairs.batch()))
+            loss, l1, hf, adv, d_loss = step(*(tf.constant(a) for a in pairs.batch()))
             bar.update()
             if s % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{float(loss):.4f}", pairs=len(pairs.names))
+                record = {"step": s, "loss": float(loss), "l1": float(l1), "hf": float(hf)}
+                if critic is not None:
+                    record |= {"adversarial": float(adv), "d": float(d_loss)}
                 with open(log, "a") as f:
-                    f.write(json.dumps({"step": s, "loss": float(loss), "l1": float(l1), "hf": float(hf),
-                                        "pairs": len(pairs.names), "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+                    f.write(json.dumps({**record, "pairs": len(pairs.names),
+                                        "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
             if s % cfg.checkpoint_every == 0 or s == cfg.steps:
                 pairs.refresh()
+                if critic is not None:
+                    np.savez(out / CRITIC, **model_weights(critic))
                 _save_student(out, student, optimizer, s)
 
 
@@ -175,13 +217,15 @@ def export(cfg: TrainConfig, student, init: Path | None, out: Path) -> Path:
     has one) as the smooth end, so ``strength`` still blends."""
     with np.load(out / "student_ema.npz") as data:
         weights = {k: data[k] for k in data.files}
-    psnr, strength = None, cfg.default_strength
-    if init is not None and (manifest := read_manifest(init)).interpolation is not None:
-        psnr = read_weights(init, manifest.interpolation.psnr)
+    psnr, psnr_network, strength = None, None, cfg.default_strength
+    manifest = read_manifest(init) if init is not None else None
+    if manifest is not None and manifest.interpolation is not None and manifest.scale == cfg.scale:
+        psnr, psnr_network = read_weights(init, manifest.interpolation.psnr), manifest.networks()[-1]
     folder = out / cfg.name
     training = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
     save_artifact(folder, weights, name=cfg.name, arch=cfg.arch, params=cfg.generator_params, scale=cfg.scale,
-                  psnr_weights=psnr, default_strength=strength, training={"distill": training},
+                  psnr_weights=psnr, psnr_network=psnr_network, default_strength=strength,
+                  training={"distill": training},
                   description=f"{cfg.arch} x{cfg.scale} {cfg.generator_params} distilled from "
                               f"{Path(cfg.teacher).name}, {cfg.steps} steps")
     return folder

@@ -120,6 +120,14 @@ def vanilla_discriminator_loss(real_logits, fake_logits):
     return bce(real_logits, 1.0) + bce(fake_logits, 0.0)
 
 
+def adversarial(kind: str, real_logits, fake_logits):
+    """(generator loss, discriminator loss) for the ``--discriminator`` kind: Real-ESRGAN's vanilla GAN on
+    the U-Net's per-pixel logits, ESRGAN's relativistic average GAN on the VGG-style one's."""
+    if kind == "unet":
+        return vanilla_generator_loss(fake_logits), vanilla_discriminator_loss(real_logits, fake_logits)
+    return ragan_generator_loss(real_logits, fake_logits), ragan_discriminator_loss(real_logits, fake_logits)
+
+
 def artifact_map(hr, sr, sr_ema, window: int = 7):
     """LDL's refined artifact map (Liang et al., CVPR 2022): where the residual |hr - sr| is locally
     *irregular* (high local variance, weighted by the patch's overall residual variance ** 1/5) and the

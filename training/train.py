@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from model.archs import build_generator, dtype_policy, policy_name
-from model.archs.discriminator import build_discriminator, build_unet_discriminator
+from model.archs import discriminator as discriminators
 from model.artifacts import assign_weights, model_weights, read_manifest, read_weights, save_artifact
 
 from . import losses
@@ -102,10 +102,8 @@ def build_networks(cfg: TrainConfig, strategy) -> Networks:
         g_opt.build(generator.trainable_variables)  # slots exist before a restore fills them
         nets = Networks(tf.Variable(0, dtype=tf.int64, trainable=False, name="step"), generator, ema, g_opt)
         if gan:
-            unet = cfg.discriminator == "unet"
-            nets.discriminator = (build_unet_discriminator(cfg.d_num_feat) if unet
-                                  else build_discriminator(cfg.hr_crop, cfg.d_num_feat))
-            nets.d_features = None if unet else losses.with_features(nets.discriminator)
+            nets.discriminator = discriminators.build(cfg.discriminator, cfg.hr_crop, cfg.d_num_feat)
+            nets.d_features = None if cfg.discriminator == "unet" else losses.with_features(nets.discriminator)
             nets.d_opt = _adam(cfg)
             nets.d_opt.build(nets.discriminator.trainable_variables)
             nets.extractor = (losses.vgg19_conv54(vgg_file) if vgg_file
@@ -170,14 +168,6 @@ class Steps:
         logits, *feats = self.nets.d_features(images, training=True)
         return tf.cast(logits, tf.float32), [tf.cast(f, tf.float32) for f in feats]
 
-    def _adversarial(self, real_logits, fake_logits):
-        """(generator loss, discriminator loss)."""
-        if self.cfg.discriminator == "unet":  # per-pixel logits, Real-ESRGAN's vanilla GAN loss
-            return (losses.vanilla_generator_loss(fake_logits),
-                    losses.vanilla_discriminator_loss(real_logits, fake_logits))
-        return (losses.ragan_generator_loss(real_logits, fake_logits),
-                losses.ragan_discriminator_loss(real_logits, fake_logits))
-
     def _extra_losses(self, lr, sr, target) -> dict:
         """The optional generator losses against GAN artifacts, each with its weight: {name: (weight, loss)}."""
         cfg, extra = self.cfg, {}
@@ -202,7 +192,7 @@ class Steps:
                 percep = losses.feature_l1(nets.extractor, sr, target)
             else:
                 percep = losses.feature_matching(fake_feats, real_feats)
-            adv, d_loss = self._adversarial(real_logits, fake_logits)
+            adv, d_loss = losses.adversarial(cfg.discriminator, real_logits, fake_logits)
             g_loss = cfg.l1_weight * pix + cfg.perceptual_weight * percep + cfg.adversarial_weight * adv
             logs = {"l1": pix, "perceptual": percep, "adversarial": adv}
             for name, (weight, loss) in self._extra_losses(lr, sr, target).items():

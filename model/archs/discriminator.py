@@ -52,3 +52,8 @@ def build_unet_discriminator(num_feat: int = 64, name: str = "unet_discriminator
     x = lrelu()(sn(num_feat, "conv8")(x))
     out = keras.layers.Conv2D(1, 3, padding="same", name="conv9", dtype="float32")(x)
     return keras.Model(inp, out, name=name)
+
+
+def build(kind: str, patch_size: int, num_feat: int) -> keras.Model:
+    """The discriminator named by ``--discriminator``: ``vgg`` (one logit per patch) or ``unet`` (per pixel)."""
+    return build_unet_discriminator(num_feat) if kind == "unet" else build_discriminator(patch_size, num_feat)
