@@ -132,6 +132,20 @@ def test_srvgg_student_starts_from_an_srvgg_artifact_and_exports_one(tmp_path, i
            for name, folder in (("student", out / "student"), ("init", tmp_path / "compact"))}
     assert err["student"] < 0.7 * err["init"], err
 
+    # From a model whose ends are different networks (a shipped real model's shape): the student replaces the
+    # sharp end, the RRDBNet restoration end stays, under its own network, and strength still blends the two.
+    from training.interpolate import interpolate_artifacts
+
+    interpolate_artifacts(teacher, tmp_path / "compact", tmp_path / "blended", "blended", default_strength=0.6)
+    assert esrgan_main([*common, "--init", str(tmp_path / "blended"), "--steps", "2", "--out", str(tmp_path / "b"),
+                        "--name", "student-b"]) == 0
+    blended = read_manifest(tmp_path / "b" / "student-b")
+    assert blended.networks() == [("srvgg", {"scale": 4, **params}), (read_manifest(teacher).arch,
+                                                                       read_manifest(teacher).params)]
+    smooth = Upscaler.from_artifact(tmp_path / "b" / "student-b", precision="float32", strength=0.0)
+    assert np.abs(smooth.upscale(pair["lr"]).astype(int)
+                  - Upscaler.from_artifact(teacher, precision="float32").upscale(pair["lr"])).max() <= 1
+
     # The x2 student starts from the x4 one, exactly halved (tests/test_archs.py), and trains toward the x2 target.
     assert esrgan_main([*common, "--init", str(out / "student"), "--scale", "2", "--steps", "4", "--out",
                         str(tmp_path / "x2"), "--name", "student-x2"]) == 0
