@@ -22,7 +22,7 @@ from model.settings import get_settings
 from training.config import PrepareConfig
 from training.evaluate import find_pairs
 from training.images import load_rgb
-from training.metrics import psnr, texture_ratio
+from training.metrics import grid_peak, psnr, rgb_to_y, texture_ratio
 from training.prepare import prepare
 
 
@@ -61,9 +61,10 @@ def score(up: Upscaler, pairs, teacher: dict, scale: int) -> dict:
         start = time.perf_counter()
         sr = up.upscale(lr)
         seconds += time.perf_counter() - start
-        rows.append((psnr(sr, hr, scale), texture_ratio(sr, hr, scale), psnr(sr, teacher[image], scale)))
-    psnr_y, texture, likeness = np.mean(rows, axis=0)
-    return {"psnr": float(psnr_y), "texture": float(texture), "likeness": float(likeness),
+        rows.append((psnr(sr, hr, scale), texture_ratio(sr, hr, scale), psnr(sr, teacher[image], scale),
+                     grid_peak(rgb_to_y(sr), scale)))
+    psnr_y, texture, likeness, grid = np.mean(rows, axis=0)
+    return {"psnr": float(psnr_y), "texture": float(texture), "likeness": float(likeness), "grid": float(grid),
             "seconds_per_image": seconds / len(pairs)}
 
 
@@ -83,6 +84,8 @@ def main() -> None:
     settings = get_settings()
     pairs = held_out(args.datasets, args.work, args.scale)
     teacher = teacher_outputs(official.folder_of(settings, args.teacher), pairs, args.work, args.scale)
+    grid = np.mean([grid_peak(rgb_to_y(out), args.scale) for out in teacher.values()])
+    print(f"teacher {args.teacher}: grid peak {grid:.2f} (stripes on the x{args.scale} sub-pixel grid; ~1 for none)")
     results = []
     for name in args.model:
         folder = official.folder_of(settings, name)
@@ -94,7 +97,7 @@ def main() -> None:
                  **score(up, pairs, teacher, args.scale)}
             results.append(r)
             print(f"{name:<40} s={strength if strength is not None else '-':<5} PSNR-Y {r['psnr']:.2f}  texture "
-                  f"{r['texture']:.3f}  likeness {r['likeness']:.2f}  {r['seconds_per_image']:.2f} s/img "
+                  f"{r['texture']:.3f}  likeness {r['likeness']:.2f}  grid {r['grid']:.2f}  {r['seconds_per_image']:.2f} s/img "
                   f"({up.precision})", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -189,6 +189,23 @@ def test_adversarial_distillation_trains_a_discriminator_on_teacher_against_stud
         TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), adversarial_weight=0.1)
     assert TrainConfig(stage="distill", teacher="x", data=str(images)).adversarial_weight == 0
     assert TrainConfig(stage="gan", init="x", data=str(images)).adversarial_weight == 5e-3
+    assert TrainConfig(stage="distill", teacher="x", data=str(images), lr=3e-4).d_lr == 3e-4  # default: --lr
+
+
+def test_grid_loss_wants_no_stripes_and_leaves_texture_alone():
+    import tensorflow as tf
+
+    from training.losses import grid_l1
+
+    rng = np.random.default_rng(0)
+    target = rng.random((2, 64, 64, 3)).astype(np.float32)
+    texture = target + 0.1 * rng.standard_normal(target.shape).astype(np.float32)  # other grain, same amount
+    striped = target.copy()
+    striped[:, ::4] += 0.05  # every 4th row brighter: the x4 grid's stripes, at a sixth of texture's L1
+    cost = {name: float(grid_l1(tf.constant(x), tf.constant(target), 4)) for name, x in
+            (("texture", texture), ("striped", striped), ("same", target))}
+    assert cost["same"] == 0 and cost["striped"] > cost["texture"], cost
+    assert np.abs(striped - target).mean() < np.abs(texture - target).mean() / 5
 
 
 def test_texture_energy_wants_texture_not_its_exact_phase():

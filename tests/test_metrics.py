@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import evaluate_pair, psnr, rgb_to_y, ssim, texture_ratio
+from training.metrics import evaluate_pair, grid_peak, psnr, rgb_to_y, ssim, texture_ratio
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
@@ -133,3 +133,17 @@ def test_errors():
         psnr(a, a, 10)
     with pytest.raises(ValueError, match="SSIM"):
         ssim(a, a, 5)
+
+
+def test_grid_peak_sees_stripes_on_the_sub_pixel_grid_not_texture():
+    from skimage import data
+
+    photo = rgb_to_y(data.astronaut()).astype(np.float64)
+    rng = np.random.default_rng(0)
+    grainy = photo + 8 * rng.standard_normal(photo.shape)  # texture: no period
+    striped = photo.copy()
+    striped[::4] += 4  # faint stripes every 4th row: an x4 pixel-shuffle artifact
+    checker = photo + 3 * ((np.indices(photo.shape).sum(axis=0) % 2) * 2 - 1)  # a 2-pixel checkerboard
+    assert grid_peak(photo, 4) < 1.5 and grid_peak(grainy, 4) < 1.5
+    assert grid_peak(striped, 4) > 3 and grid_peak(checker, 4) > 3
+    assert grid_peak(striped, 3) < 1.5  # no harmonic of 3 pixels there

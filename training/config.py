@@ -89,6 +89,9 @@ class TrainConfig:
     adversarial_weight: float | None = None
     vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path
     d_num_feat: int = 64
+    # default: --lr. A spectrally normalised discriminator learns slowly; on a short run a faster one (e.g. 4x,
+    # as TTUR) is what notices the generator's grid artifacts before it settles on them
+    d_lr: float | None = None
     # distillation (training.distill): the teacher's outputs on the same degraded crops are the target
     teacher: str | None = None  # a model name or artifact folder the engine runs (e.g. realesrgan-x4plus)
     teacher_cache: str | None = None  # default: beside --out, teacher-cache-<teacher>; shared by runs
@@ -99,6 +102,9 @@ class TrainConfig:
     # L1 between local high-frequency energy maps (blurred |high-pass|): asks for as much texture as the
     # teacher draws, where it draws it, without asking for its exact phase (which L1 can only average away)
     energy_weight: float = 0.0
+    # L1 of the sub-pixel grid pattern (losses.grid_l1): against the stripes an adversary draws on the grid,
+    # blind to texture; with --adversarial-weight
+    grid_weight: float = 0.0
     init_end: str = "sharp"  # which end of an interpolated --init the student starts from: sharp | restoration
     default_strength: float = 1.0  # the exported artifact's default strength (with a restoration end)
     # bookkeeping
@@ -127,6 +133,7 @@ class TrainConfig:
         self.perceptual_weight = (self.perceptual_weight if self.perceptual_weight is not None
                                   else 0.1 if self.stage == "distill" else 1.0)
         self.lr = self.lr if self.lr is not None else (1e-4 if gan or self.teacher else 2e-4)
+        self.d_lr = self.d_lr if self.d_lr is not None else self.lr
         self.l1_weight = self.l1_weight if self.l1_weight is not None else (1e-2 if gan else 1.0)
         self.adversarial_weight = (self.adversarial_weight if self.adversarial_weight is not None
                                    else 5e-3 if gan else 0.0)

@@ -1,5 +1,5 @@
 """Distillation: a student learns a teacher model's output on the same degraded input (``esrgan train
---teacher MODEL``). No adversary: the teacher's output is a clean, sharp, stable target.
+--teacher MODEL``). The teacher's output is a clean, sharp, stable target; an adversary is optional.
 
     teacher cache (training.teacher: LR crop -> teacher output, on disk, filled first, resumable)
     -> random sub-crop + flip/rotation of a cached pair -> student -> L1 + random-conv perceptual loss
@@ -8,7 +8,8 @@
        high frequency as the teacher, where it has it, phase free] [+ ground-truth L1]
        [+ adversarial: a discriminator learns to tell the student's output from the teacher's on the same
        crops; the student is asked for texture the discriminator takes for the teacher's, where L1 can only
-       reach the average of what a small network cannot place exactly]
+       reach the average of what a small network cannot place exactly] [+ grid L1: no stripes on the
+       sub-pixel grid, which an adversary's pull otherwise draws]
     -> EMA weights -> artifact: the student is the sharp end (strength 1), the init artifact's
        restoration end stays the smooth end (strength 0)
 
@@ -35,6 +36,7 @@ from . import losses
 from .config import ENERGY_SIGMA, HIGH_PASS_SIGMA, TrainConfig
 from .pairs import Pairs
 from .teacher import TeacherCache, fill_to, open_cache
+from .train import adam
 
 
 def distill(cfg: TrainConfig, resume: bool = False) -> Path:
@@ -131,6 +133,8 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
                 loss += cfg.energy_weight * tf.reduce_mean(tf.abs(texture_energy(sr) - texture_energy(target)))
             if cfg.gt_weight:
                 loss += cfg.gt_weight * tf.reduce_mean(tf.abs(sr - hr))
+            if cfg.grid_weight:
+                loss += cfg.grid_weight * losses.grid_l1(sr, target, cfg.scale)
             if critic is not None:  # the teacher's output is "real", the student's "fake"
                 real, fake = (tf.cast(critic(x, training=True), tf.float32) for x in (target, sr))
                 adv, d_loss = losses.adversarial(cfg.discriminator, real, fake)
@@ -147,21 +151,14 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
     return step
 
 
-def _adam(cfg: TrainConfig, start: int, **ema):
-    # The cosine schedule continues where a resumed run stopped
-    schedule = Resumed(keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=cfg.lr_min_ratio), start)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, **ema)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if cfg.precision == "float16" else optimizer
-
-
 def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int, critic=None) -> None:
     # The optimizer's own count starts at 0, so its EMA starts as a copy of the weights (Keras copies them at
     # iteration 0, and averages zeros in otherwise).
-    optimizer = _adam(cfg, start, use_ema=True, ema_momentum=cfg.ema_decay)
+    optimizer = adam(cfg, cfg.lr, start, use_ema=True, ema_momentum=cfg.ema_decay)
     optimizer.build(student.trainable_variables)
     critic_optimizer = None
     if critic is not None:
-        critic_optimizer = _adam(cfg, start)
+        critic_optimizer = adam(cfg, cfg.d_lr, start)
         critic_optimizer.build(critic.trainable_variables)
     step = make_step(cfg, student, optimizer, critic, critic_optimizer)
     log, t0 = out / "log.jsonl", time.perf_counter()
@@ -182,16 +179,6 @@ def train_loop(cfg: TrainConfig, student, pairs: Pairs, out: Path, start: int, c
                 if critic is not None:
                     np.savez(out / CRITIC, **model_weights(critic))
                 _save_student(out, student, optimizer, s)
-
-
-class Resumed(keras.optimizers.schedules.LearningRateSchedule):
-    """``schedule`` shifted by the steps a run had done before this process started."""
-
-    def __init__(self, schedule, start: int):
-        self.schedule, self.start = schedule, start
-
-    def __call__(self, step):
-        return self.schedule(step + self.start)
 
 
 def _save_student(out: Path, student, optimizer, step: int) -> None:

@@ -153,6 +153,21 @@ def gaussian_blur(images, sigma: float):
     return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
 
 
+def grid_l1(sr, target, scale: int, sigma: float = 2.0):
+    """L1 between the sub-pixel grid patterns of SR and target: each of the scale x scale positions of the
+    grid taken apart (an LR-sized image per position), its difference from the mean over positions, blurred
+    (sigma in LR pixels). Texture is random from one grid cell to the next and averages out under the blur;
+    stripes or a checkerboard tied to the grid (what a pixel-shuffle generator draws to please a
+    discriminator) do not, so this asks for the target's grid pattern (none, for a photo) and nothing else."""
+    def pattern(x):
+        b, h, w, c = x.shape[0], x.shape[1] // scale, x.shape[2] // scale, x.shape[3]
+        phases = tf.reshape(tf.nn.space_to_depth(x, scale), [-1, h, w, scale * scale, c])
+        phases -= tf.reduce_mean(phases, axis=3, keepdims=True)
+        return gaussian_blur(tf.reshape(phases, [-1, h, w, scale * scale * c]), sigma)
+
+    return tf.reduce_mean(tf.abs(pattern(sr) - pattern(target)))
+
+
 def lowfreq_l1(sr, target, sigma: float):
     """L1 between Gaussian-blurred SR and target. Texture the GAN draws averages out under the blur, while a
     halo along an edge, a colour cast or a brightness drift does not: this penalises only the latter."""

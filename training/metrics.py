@@ -92,6 +92,23 @@ def texture_ratio(sr, hr, crop=0):
     return float(lap(sr) / max(lap(hr), 1e-12))
 
 
+def grid_peak(y, period: int) -> float:
+    """How much a (Y) image's power spectrum peaks at the harmonics of ``period`` pixels, along rows and
+    columns, over its neighbouring frequencies: about 1 for a photo, far above for an upscaler's stripes or
+    checkerboard on its sub-pixel grid (what a GAN-trained pixel-shuffle network may draw)."""
+    y = np.asarray(y, np.float64)
+    y = y[: y.shape[0] // period * period, : y.shape[1] // period * period]
+    peaks = []
+    for axis in (0, 1):
+        power = (np.abs(np.fft.rfft(y - y.mean(axis=axis, keepdims=True), axis=axis)) ** 2).mean(axis=1 - axis)
+        step = y.shape[axis] // period
+        for k in range(1, period // 2 + 1):
+            f = k * step
+            around = np.r_[power[max(f - 4, 1):f - 1], power[f + 2:f + 5]]
+            peaks.append(power[f] / max(np.median(around), 1e-12))
+    return float(np.mean(peaks))
+
+
 def evaluate_pair(sr, hr, scale):
     """PSNR, SSIM and texture ratio of an SR output against its HR image, cropping ``scale`` pixels."""
     y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)

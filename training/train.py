@@ -83,11 +83,23 @@ class Networks:
         return tf.train.Checkpoint(**{k: getattr(self, k) for k in self.CHECKPOINTED if getattr(self, k) is not None})
 
 
-def _adam(cfg: TrainConfig):
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=cfg.lr_min_ratio)
-    opt = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2)
+def adam(cfg: TrainConfig, lr: float, start: int = 0, **ema):
+    """Adam on the run's cosine schedule from ``lr``, ``start`` steps in (a run that resumes without the
+    optimizer's own step count)."""
+    schedule = Resumed(keras.optimizers.schedules.CosineDecay(lr, cfg.steps, alpha=cfg.lr_min_ratio), start)
+    opt = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, **ema)
     # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none
     return keras.optimizers.LossScaleOptimizer(opt) if cfg.precision == "float16" else opt
+
+
+class Resumed(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` shifted by the steps a run had done before this process started."""
+
+    def __init__(self, schedule, start: int):
+        self.schedule, self.start = schedule, start
+
+    def __call__(self, step):
+        return self.schedule(step + self.start)
 
 
 def build_networks(cfg: TrainConfig, strategy) -> Networks:
@@ -98,13 +110,13 @@ def build_networks(cfg: TrainConfig, strategy) -> Networks:
         generator = build_generator(cfg.arch, cfg.generator_params)
         ema = build_generator(cfg.arch, cfg.generator_params)
         ema.set_weights(generator.get_weights())
-        g_opt = _adam(cfg)
+        g_opt = adam(cfg, cfg.lr)
         g_opt.build(generator.trainable_variables)  # slots exist before a restore fills them
         nets = Networks(tf.Variable(0, dtype=tf.int64, trainable=False, name="step"), generator, ema, g_opt)
         if gan:
             nets.discriminator = discriminators.build(cfg.discriminator, cfg.hr_crop, cfg.d_num_feat)
             nets.d_features = None if cfg.discriminator == "unet" else losses.with_features(nets.discriminator)
-            nets.d_opt = _adam(cfg)
+            nets.d_opt = adam(cfg, cfg.d_lr)
             nets.d_opt.build(nets.discriminator.trainable_variables)
             nets.extractor = (losses.vgg19_conv54(vgg_file) if vgg_file
                               else losses.random_conv_features(cfg.seed) if cfg.perceptual == "random" else None)
