@@ -208,6 +208,23 @@ def test_grid_loss_wants_no_stripes_and_leaves_texture_alone():
     assert np.abs(striped - target).mean() < np.abs(texture - target).mean() / 5
 
 
+def test_overshoot_loss_costs_halos_not_texture_within_range():
+    import tensorflow as tf
+
+    from training.losses import overshoot_l1
+
+    checker = (np.indices((32, 32)).sum(axis=0) % 2).astype(np.float32)[None, :, :, None]
+    target = 0.6 + 0.3 * checker  # a fine texture on a light ground...
+    target[:, :, 14:18] = 0.1  # ...with a dark stroke
+    halo = target.copy()
+    halo[:, :, 12:14] = halo[:, :, 18:20] = 1.0  # bright rims beside the stroke: ringing
+    texture = np.where(target > 0.5, 1.5 - target, target)  # the texture in the opposite phase
+    cost = {name: float(overshoot_l1(tf.constant(x), tf.constant(target))) for name, x in
+            (("halo", halo), ("texture", texture), ("same", target))}
+    assert cost["same"] == 0 and cost["texture"] < 1e-6 and cost["halo"] > 0.01, cost
+    assert np.abs(texture - target).mean() > np.abs(halo - target).mean()  # though further off, pixel by pixel
+
+
 def test_texture_energy_wants_texture_not_its_exact_phase():
     """The energy term is what keeps a student from averaging texture away: it scores a shifted copy of the
     texture as (nearly) right and a flat image as wrong, where L1 scores the flat image better."""

@@ -105,6 +105,8 @@ class TrainConfig:
     # L1 of the sub-pixel grid pattern (losses.grid_l1): against the stripes an adversary draws on the grid,
     # blind to texture; with --adversarial-weight
     grid_weight: float = 0.0
+    # L1 of SR outside the target's local min..max (losses.overshoot_l1): against halos along edges
+    overshoot_weight: float = 0.0
     init_end: str = "sharp"  # which end of an interpolated --init the student starts from: sharp | restoration
     default_strength: float = 1.0  # the exported artifact's default strength (with a restoration end)
     # bookkeeping

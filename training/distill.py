@@ -9,7 +9,8 @@
        [+ adversarial: a discriminator learns to tell the student's output from the teacher's on the same
        crops; the student is asked for texture the discriminator takes for the teacher's, where L1 can only
        reach the average of what a small network cannot place exactly] [+ grid L1: no stripes on the
-       sub-pixel grid, which an adversary's pull otherwise draws]
+       sub-pixel grid, which an adversary's pull otherwise draws] [+ overshoot L1: no halos beyond the
+       teacher's local range] [+ chroma L1: no colour fringes]
     -> EMA weights -> artifact: the student is the sharp end (strength 1), the init artifact's
        restoration end stays the smooth end (strength 0)
 
@@ -135,6 +136,10 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
                 loss += cfg.gt_weight * tf.reduce_mean(tf.abs(sr - hr))
             if cfg.grid_weight:
                 loss += cfg.grid_weight * losses.grid_l1(sr, target, cfg.scale)
+            if cfg.overshoot_weight:
+                loss += cfg.overshoot_weight * losses.overshoot_l1(sr, target)
+            if cfg.chroma_weight:  # the adversary's colour fringes along strokes
+                loss += cfg.chroma_weight * losses.chroma_l1(sr, target)
             if critic is not None:  # the teacher's output is "real", the student's "fake"
                 real, fake = (tf.cast(critic(x, training=True), tf.float32) for x in (target, sr))
                 adv, d_loss = losses.adversarial(cfg.discriminator, real, fake)

@@ -168,6 +168,15 @@ def grid_l1(sr, target, scale: int, sigma: float = 2.0):
     return tf.reduce_mean(tf.abs(pattern(sr) - pattern(target)))
 
 
+def overshoot_l1(sr, target, window: int = 5):
+    """How far SR leaves the range of the target's values around each pixel (per channel, a window x window
+    neighbourhood): the halos and dark rims of ringing along edges. Texture within the target's local range
+    costs nothing, whatever its phase."""
+    high = tf.nn.max_pool2d(target, window, 1, "SAME")
+    low = -tf.nn.max_pool2d(-target, window, 1, "SAME")
+    return tf.reduce_mean(tf.nn.relu(sr - high) + tf.nn.relu(low - sr))
+
+
 def lowfreq_l1(sr, target, sigma: float):
     """L1 between Gaussian-blurred SR and target. Texture the GAN draws averages out under the blur, while a
     halo along an edge, a colour cast or a brightness drift does not: this penalises only the latter."""
