@@ -136,6 +136,8 @@ class TrainConfig:
                                   else 0.1 if self.stage == "distill" else 1.0)
         self.lr = self.lr if self.lr is not None else (1e-4 if gan or self.teacher else 2e-4)
         self.d_lr = self.d_lr if self.d_lr is not None else self.lr
+        if self.stage == "distill":  # the teacher cache's pairs are always degraded like uploads (training.teacher)
+            self.degradation = "realworld"
         self.l1_weight = self.l1_weight if self.l1_weight is not None else (1e-2 if gan else 1.0)
         self.adversarial_weight = (self.adversarial_weight if self.adversarial_weight is not None
                                    else 5e-3 if gan else 0.0)
