@@ -37,7 +37,7 @@ from . import losses
 from .config import ENERGY_SIGMA, HIGH_PASS_SIGMA, TrainConfig
 from .pairs import Pairs
 from .teacher import TeacherCache, fill_to, open_cache
-from .train import adam
+from .optim import adam
 
 
 def distill(cfg: TrainConfig, resume: bool = False) -> Path:

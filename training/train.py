@@ -30,6 +30,7 @@ from . import losses
 from .config import TrainConfig
 from .data import make_dataset
 from .evaluate import evaluate, keras_upscale, score_line, validation_sets
+from .optim import adam
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
@@ -81,25 +82,6 @@ class Networks:
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(**{k: getattr(self, k) for k in self.CHECKPOINTED if getattr(self, k) is not None})
-
-
-def adam(cfg: TrainConfig, lr: float, start: int = 0, **ema):
-    """Adam on the run's cosine schedule from ``lr``, ``start`` steps in (a run that resumes without the
-    optimizer's own step count)."""
-    schedule = Resumed(keras.optimizers.schedules.CosineDecay(lr, cfg.steps, alpha=cfg.lr_min_ratio), start)
-    opt = keras.optimizers.Adam(schedule, beta_1=cfg.beta1, beta_2=cfg.beta2, **ema)
-    # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none
-    return keras.optimizers.LossScaleOptimizer(opt) if cfg.precision == "float16" else opt
-
-
-class Resumed(keras.optimizers.schedules.LearningRateSchedule):
-    """``schedule`` shifted by the steps a run had done before this process started."""
-
-    def __init__(self, schedule, start: int):
-        self.schedule, self.start = schedule, start
-
-    def __call__(self, step):
-        return self.schedule(step + self.start)
 
 
 def build_networks(cfg: TrainConfig, strategy) -> Networks:
