@@ -23,7 +23,7 @@ def main() -> None:
     runs = list(dict.fromkeys(r["run"] for r in rows))
     for i, run in enumerate(runs):
         pts = [r for r in rows if r["run"] == run]
-        ax.plot([r["likeness"] for r in pts], [r["texture"] for r in pts], "o-", color=plt.cm.tab10(i % 10),
+        ax.plot([r["likeness"] for r in pts], [r["texture"] for r in pts], "o-", color=plt.cm.tab20(i % 20),
                 label=run)
         for r in pts:
             if r.get("grid", 1.0) > 1.5:  # stripes on the sub-pixel grid (x4plus: 1.05)
