@@ -97,8 +97,8 @@ def main() -> None:
                  **score(up, pairs, teacher, args.scale)}
             results.append(r)
             print(f"{name:<40} s={strength if strength is not None else '-':<5} PSNR-Y {r['psnr']:.2f}  texture "
-                  f"{r['texture']:.3f}  likeness {r['likeness']:.2f}  grid {r['grid']:.2f}  {r['seconds_per_image']:.2f} s/img "
-                  f"({up.precision})", flush=True)
+                  f"{r['texture']:.3f}  likeness {r['likeness']:.2f}  grid {r['grid']:.2f}  "
+                  f"{r['seconds_per_image']:.2f} s/img ({up.precision})", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

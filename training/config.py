@@ -84,14 +84,12 @@ class TrainConfig:
     usm_gt: bool = False  # pixel and perceptual losses against the unsharp-masked HR (Real-ESRGAN); realworld only
     second_order_prob: float = 1.0  # realworld: share of pairs degraded twice (Real-ESRGAN: 1), the rest once
     perceptual_weight: float | None = None  # default: 1 (gan, VGG scale) / 0.1 (distill, random conv features)
-    # default: 5e-3 (gan) / 0 (distill: a small adversary, e.g. 0.05 with --discriminator unet, asks the
+    # default: 5e-3 (gan) / 0 (distill: a small adversary, e.g. 0.05 with --discriminator vgg, asks the
     # student for the teacher's texture where L1 to the teacher's exact phase only gets its average)
     adversarial_weight: float | None = None
     vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path
     d_num_feat: int = 64
-    # default: --lr. A spectrally normalised discriminator learns slowly; on a short run a faster one (e.g. 4x,
-    # as TTUR) is what notices the generator's grid artifacts before it settles on them
-    d_lr: float | None = None
+    d_lr: float | None = None  # the discriminator's learning rate; default: --lr
     # distillation (training.distill): the teacher's outputs on the same degraded crops are the target
     teacher: str | None = None  # a model name or artifact folder the engine runs (e.g. realesrgan-x4plus)
     teacher_cache: str | None = None  # default: beside --out, teacher-cache-<teacher>; shared by runs
@@ -177,7 +175,8 @@ class TrainConfig:
     def _check_backend(self) -> None:
         """What one backend has and the other has not is refused, not silently ignored."""
         if self.backend == "torch" and self.stage == "distill" and self.adversarial_weight:
-            raise ValueError("--adversarial-weight: the torch backend's distillation has no adversary; use --backend tf")
+            raise ValueError("--adversarial-weight: the torch backend's distillation has no adversary; "
+                             "use --backend tf")
         if self.backend == "torch" and self.stage == "gan":
             raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
         if self.backend == "torch" and self.arch == "rrdbnet" and self.scale not in (2, 4):

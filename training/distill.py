@@ -35,9 +35,9 @@ from model.artifacts import assign_weights, model_weights, read_manifest, read_w
 
 from . import losses
 from .config import ENERGY_SIGMA, HIGH_PASS_SIGMA, TrainConfig
+from .optim import adam
 from .pairs import Pairs
 from .teacher import TeacherCache, fill_to, open_cache
-from .optim import adam
 
 
 def distill(cfg: TrainConfig, resume: bool = False) -> Path:
@@ -92,9 +92,12 @@ def build_student(cfg: TrainConfig, resume_from: Path | None):
     return student, init
 
 
+CRITIC = "discriminator.npz"  # the discriminator's weights beside the student's, to resume
+
+
 def build_critic(cfg: TrainConfig, resume_from: Path | None):
     """The discriminator of an adversarial distillation (None without one), from the run's last weights."""
-    if not cfg.adversarial_weight:
+    if not cfg.adversary:
         return None
     with dtype_policy(policy_name(cfg.precision)):
         critic = discriminators.build(cfg.discriminator, cfg.hr_crop, cfg.d_num_feat)
@@ -102,9 +105,6 @@ def build_critic(cfg: TrainConfig, resume_from: Path | None):
         with np.load(resume_from / CRITIC) as data:
             assign_weights(critic, {k: data[k] for k in data.files}, source=CRITIC)
     return critic
-
-
-CRITIC = "discriminator.npz"
 
 
 def high_pass(x, sigma: float = HIGH_PASS_SIGMA):

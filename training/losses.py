@@ -160,7 +160,7 @@ def grid_l1(sr, target, scale: int, sigma: float = 2.0):
     stripes or a checkerboard tied to the grid (what a pixel-shuffle generator draws to please a
     discriminator) do not, so this asks for the target's grid pattern (none, for a photo) and nothing else."""
     def pattern(x):
-        b, h, w, c = x.shape[0], x.shape[1] // scale, x.shape[2] // scale, x.shape[3]
+        h, w, c = x.shape[1] // scale, x.shape[2] // scale, x.shape[3]
         phases = tf.reshape(tf.nn.space_to_depth(x, scale), [-1, h, w, scale * scale, c])
         phases -= tf.reduce_mean(phases, axis=3, keepdims=True)
         return gaussian_blur(tf.reshape(phases, [-1, h, w, scale * scale * c]), sigma)
