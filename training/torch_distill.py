@@ -6,8 +6,9 @@ that ships it is installed), read by the converter's own parser (``model.convert
 runs) into the registry's PyTorch network. It fills the same cache as the tf backend (``training.teacher``,
 keyed by the teacher's name: a cache filled on a GPU trains a student on a CPU and back); batches come from
 ``training.pairs``. Loss: L1 to the teacher + ``hf_weight`` x high-pass L1 + ``perceptual_weight`` x random-conv
-feature L1 [+ ``energy_weight`` x texture-energy L1] [+ ``gt_weight`` x L1 to the original]; the loop, EMA and
-checkpoint are ``training.torch_train``'s.
+feature L1 [+ ``energy_weight`` x texture-energy L1] [+ ``gt_weight`` x L1 to the original] [+ ``grid_weight`` x
+sub-pixel grid L1] [+ ``overshoot_weight`` x overshoot L1] [+ ``chroma_weight`` x chroma L1] (``training.losses``'
+terms, NCHW); the loop, EMA and checkpoint are ``training.torch_train``'s.
 """
 from __future__ import annotations
 
@@ -87,6 +88,36 @@ def high_pass(x: torch.Tensor) -> torch.Tensor:
     return x - gaussian_blur(x, HIGH_PASS_SIGMA)
 
 
+def grid_l1(sr: torch.Tensor, target: torch.Tensor, scale: int, sigma: float = 2.0) -> torch.Tensor:
+    """``losses.grid_l1``: L1 between the blurred sub-pixel grid patterns (each grid position's LR-sized image
+    less the mean over positions) of SR and target."""
+    def pattern(x):
+        b, c, h, w = x.shape
+        phases = F.pixel_unshuffle(x, scale).reshape(b, c, scale * scale, h // scale, w // scale)
+        phases = phases - phases.mean(dim=2, keepdim=True)
+        return gaussian_blur(phases.reshape(b, c * scale * scale, h // scale, w // scale), sigma)
+
+    return F.l1_loss(pattern(sr), pattern(target))
+
+
+def overshoot_l1(sr: torch.Tensor, target: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """``losses.overshoot_l1``: how far SR leaves the target's per-channel min..max over a window x window
+    neighbourhood."""
+    high = F.max_pool2d(target, window, stride=1, padding=window // 2)
+    low = -F.max_pool2d(-target, window, stride=1, padding=window // 2)
+    return (F.relu(sr - high) + F.relu(low - sr)).mean()
+
+
+# losses._CHROMA: the BT.601 Cb and Cr rows of RGB, one column per plane
+_CHROMA = ((-0.168736, 0.5), (-0.331264, -0.418688), (0.5, -0.081312))
+
+
+def chroma_l1(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``losses.chroma_l1``: L1 between the Cb/Cr planes of SR and target."""
+    rows = torch.tensor(_CHROMA, dtype=sr.dtype, device=sr.device)
+    return torch.einsum("bchw,cd->bdhw", sr - target, rows).abs().mean()
+
+
 def random_conv_features(seed: int, device, widths=(32, 64, 128)) -> torch.nn.Module:
     """A frozen randomly initialised VGG-style stack (``losses.random_conv_features``'s design): two 3x3 convs
     (He-normal, zero bias) then 2x2 average pooling per width; returns each block's second conv output."""
@@ -130,6 +161,12 @@ def distill_loss(cfg: TrainConfig, device):
             total = total + cfg.energy_weight * F.l1_loss(*energy)
         if cfg.gt_weight:
             total = total + cfg.gt_weight * F.l1_loss(sr, hr)
+        if cfg.grid_weight:
+            total = total + cfg.grid_weight * grid_l1(sr, target, cfg.scale)
+        if cfg.overshoot_weight:
+            total = total + cfg.overshoot_weight * overshoot_l1(sr, target)
+        if cfg.chroma_weight:
+            total = total + cfg.chroma_weight * chroma_l1(sr, target)
         return total
 
     return loss
