@@ -174,9 +174,6 @@ class TrainConfig:
 
     def _check_backend(self) -> None:
         """What one backend has and the other has not is refused, not silently ignored."""
-        if self.backend == "torch" and self.stage == "distill" and self.adversarial_weight:
-            raise ValueError("--adversarial-weight: the torch backend's distillation has no adversary; "
-                             "use --backend tf")
         if self.backend == "torch" and self.stage == "gan":
             raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
         if self.backend == "torch" and self.arch == "rrdbnet" and self.scale not in (2, 4):

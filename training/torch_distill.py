@@ -8,7 +8,9 @@ keyed by the teacher's name: a cache filled on a GPU trains a student on a CPU a
 ``training.pairs``. Loss: L1 to the teacher + ``hf_weight`` x high-pass L1 + ``perceptual_weight`` x random-conv
 feature L1 [+ ``energy_weight`` x texture-energy L1] [+ ``gt_weight`` x L1 to the original] [+ ``grid_weight`` x
 sub-pixel grid L1] [+ ``overshoot_weight`` x overshoot L1] [+ ``chroma_weight`` x chroma L1] (``training.losses``'
-terms, NCHW); the loop, EMA and checkpoint are ``training.torch_train``'s.
+terms, NCHW) [+ ``adversarial_weight`` x the adversarial loss of a discriminator that learns the teacher's output
+as real and the student's as fake: ``training.torch_critic``]; the loop, EMA and checkpoint are
+``training.torch_train``'s.
 """
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from model.architectures import architecture
 
 from .config import TrainConfig
 from .evaluate import evaluate, score_line, torch_upscale, validation_sets
+from .torch_critic import Critic
 from .torch_data import batches
 from .torch_distill import distill_batches
 
@@ -38,8 +39,9 @@ def checkpoint_path(cfg: TrainConfig) -> Path:
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train, score the EMA model on ``cfg.val``, write ``OUT/ARCH_xS.pth`` (``params_ema``, ``params``),
-    ``OUT/result.json`` and ``OUT/log.txt``; returns the checkpoint."""
+    """Train, score the EMA model on ``cfg.val``, write ``OUT/ARCH_xS.pth`` (``params_ema``, ``params``, and an
+    adversarial distillation's ``discriminator``), ``OUT/result.json`` and ``OUT/log.txt``; returns the
+    checkpoint."""
     device = _setup(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,12 +50,15 @@ def train(cfg: TrainConfig) -> Path:
         # before the networks: the loader draws from torch's seed too
         next_batch, loss = distill_batches(cfg, device, log) if cfg.teacher else (batches(cfg, device, log), None)
         model, ema = build(cfg, device)
-        run = fit(cfg, model, ema, next_batch, log, loss)
+        critic = Critic(cfg, device, log) if cfg.adversary else None
+        run = fit(cfg, model, ema, next_batch, log, loss, critic)
         result = {"scale": cfg.scale, **run,
                   "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                   "config": dataclasses.asdict(cfg), "num_params": sum(p.numel() for p in model.parameters()),
                   "metrics": validate(cfg, ema, device, log)}
-        torch.save({"params_ema": ema.state_dict(), "params": model.state_dict()}, checkpoint_path(cfg))
+        discriminator = {"discriminator": critic.net.state_dict()} if critic is not None else {}
+        torch.save({"params_ema": ema.state_dict(), "params": model.state_dict(), **discriminator},
+                   checkpoint_path(cfg))
         (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps({k: v for k, v in result.items() if k != "metrics"}), file=log, flush=True)
     return checkpoint_path(cfg)
@@ -107,10 +112,11 @@ def schedule_position(cfg: TrainConfig, step: int, elapsed: float) -> float:
     return step / cfg.steps
 
 
-def learning_rate(cfg: TrainConfig, step: int, position: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to ``lr * lr_min_ratio`` at the end."""
+def lr_scale(cfg: TrainConfig, step: int, position: float) -> float:
+    """The learning rates' share of their base (``lr``, ``d_lr``): linear warm-up over ``warmup`` steps, then
+    cosine decay to ``lr_min_ratio`` at the end."""
     warm = min(1.0, (step + 1) / max(cfg.warmup, 1))
-    return cfg.lr * warm * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * position)))
+    return warm * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * position)))
 
 
 @torch.no_grad()
@@ -119,37 +125,56 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         pe.lerp_(pm, 1 - decay)
 
 
-def fit(cfg: TrainConfig, model, ema, next_batch, log, loss_fn=None) -> dict:
-    """The training loop; returns the steps, the time they took and the last logged mean loss.
+def fit(cfg: TrainConfig, model, ema, next_batch, log, loss_fn=None, critic: Critic | None = None) -> dict:
+    """The training loop; returns the steps, the time they took and the last logged mean losses.
     ``next_batch()`` gives ``(x, *targets)``; the loss is ``loss_fn(model(x), *targets)`` (default: the pixel
-    loss to the one target)."""
+    loss to the one target) [+ ``adversarial_weight`` x the ``critic``'s adversarial loss, which then takes its
+    own step]."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     loss_fn = loss_fn or (F.mse_loss if cfg.pixel_loss == "mse" else F.l1_loss)
     name = "loss" if loss_fn not in (F.mse_loss, F.l1_loss) else cfg.pixel_loss
-    start, step, losses, last_loss = time.time(), 0, [], float("nan")
+    start, step, history, means = time.time(), 0, [], {}
     while (position := schedule_position(cfg, step, time.time() - start)) < 1:
-        lr = learning_rate(cfg, step, position)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        x, *targets = next_batch()
-        loss = loss_fn(model(x), *targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scale = lr_scale(cfg, step, position)
+        history.append(train_step(cfg, model, opt, next_batch(), scale, name, loss_fn, critic))
         # bias-corrected early on, except when fine-tuning: then the EMA starts from trained weights
         update_ema(ema, model, cfg.ema_decay if cfg.init else min(cfg.ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.detach())
         step += 1
         if step % cfg.log_every == 0:
-            last_loss = torch.stack(losses).mean().item()
-            losses.clear()
-            print(f"step {step} t={time.time() - start:.0f}s lr={lr:.2e} {name}={last_loss:.5f}",
-                  file=log, flush=True)
+            means = _means(history)
+            print(f"step {step} t={time.time() - start:.0f}s lr={cfg.lr * scale:.2e} "
+                  + " ".join(f"{k}={v:.5f}" for k, v in means.items()), file=log, flush=True)
     seconds = time.time() - start
-    if losses:
-        last_loss = torch.stack(losses).mean().item()
+    means = _means(history) if history else means
+    # the mean losses of the steps since the last log line: "loss" the student's (pixel or distillation) loss
     return {"steps": step, "train_seconds": round(seconds, 1), "steps_per_second": round(step / max(seconds, 1e-9), 2),
-            "loss": last_loss}  # mean pixel loss of the steps since the last log line
+            "loss": means.pop(name, float("nan")), **means}
+
+
+def train_step(cfg: TrainConfig, model, opt, batch, scale: float, name: str, loss_fn, critic=None) -> dict:
+    """One step of the student's optimizer at ``lr`` x ``scale`` (then of the critic at ``d_lr`` x ``scale``: the
+    first target is real, the student's output fake); returns the losses, detached, ``name`` the student's."""
+    x, *targets = batch
+    sr = model(x)
+    loss, terms = loss_fn(sr, *targets), {}
+    if critic is not None:
+        terms["adversarial"] = critic.generator_loss(targets[0], sr)
+        loss = loss + cfg.adversarial_weight * terms["adversarial"]
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * scale
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if critic is not None:
+        terms["d"] = critic.step(targets[0], sr, cfg.d_lr * scale)
+    return {name: loss.detach(), **{k: v.detach() for k, v in terms.items()}}
+
+
+def _means(history: list[dict]) -> dict[str, float]:
+    """Each loss's mean over ``history`` (emptied)."""
+    means = {k: torch.stack([h[k] for h in history]).mean().item() for k in history[0]}
+    history.clear()
+    return means
 
 
 def validate(cfg: TrainConfig, ema, device, log) -> dict:
