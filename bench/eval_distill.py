@@ -26,9 +26,9 @@ from training.metrics import grid_peak, psnr, rgb_to_y, texture_ratio
 from training.prepare import prepare
 
 
-def held_out(datasets: Path, work: Path, scale: int) -> list[tuple[str, Path, Path]]:
+def held_out(datasets: Path, work: Path, scale: int, sets=("Set5", "Set14")) -> list[tuple[str, Path, Path]]:
     pairs = []
-    for name in ("Set5", "Set14"):
+    for name in sets:
         out = work / f"once-{name}-x{scale}"
         if not (out / "LR").is_dir():
             prepare(PrepareConfig(src=str(datasets / name / f"x{scale}" / "HR"), out=str(out), scale=scale,
@@ -79,10 +79,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/eval-distill"))
     ap.add_argument("--precision", default="auto", help="engine precision for every model (auto: each model's "
                     "own choice; the official ones pin float32)")
+    ap.add_argument("--sets", default="Set5,Set14", help="comma-separated sets under --datasets, each with "
+                    "xSCALE/HR (another set calibrates these numbers against a held-out one)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     settings = get_settings()
-    pairs = held_out(args.datasets, args.work, args.scale)
+    pairs = held_out(args.datasets, args.work, args.scale, args.sets.split(","))
     teacher = teacher_outputs(official.folder_of(settings, args.teacher), pairs, args.work, args.scale)
     grid = np.mean([grid_peak(rgb_to_y(out), args.scale) for out in teacher.values()])
     print(f"teacher {args.teacher}: grid peak {grid:.2f} (stripes on the x{args.scale} sub-pixel grid; ~1 for none)")

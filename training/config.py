@@ -47,7 +47,7 @@ TF_ONLY = ("lr_data", "precision", "multi_gpu", "val_every", "checkpoint_every",
 @dataclass
 class TrainConfig:
     # what and where
-    backend: str = "tf"  # tf (TensorFlow, every stage) | torch (PyTorch, psnr stage: GPU machines without TensorFlow)
+    backend: str = "tf"  # tf (TensorFlow, every stage) | torch (PyTorch, psnr and distill stages: GPU machines without TensorFlow)
     stage: str = "psnr"  # psnr | gan | distill (learn a teacher model's outputs; implied by --teacher)
     data: str = ""  # folder of HR images (any size), or the HR half of paired folders
     lr_data: str | None = None  # paired mode: folder of LR images with the HR folder's file names
