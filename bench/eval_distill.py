@@ -18,6 +18,7 @@ import numpy as np
 from model import official
 from model.artifacts import read_manifest
 from model.engine import Upscaler
+from model.options import resolve_strength
 from model.settings import get_settings
 from training.config import PrepareConfig
 from training.evaluate import find_pairs
@@ -91,8 +92,10 @@ def main() -> None:
     results = []
     for name in args.model:
         folder = official.folder_of(settings, name)
-        blends = read_manifest(folder).interpolation is not None  # a single network is scored once
-        strengths = [float(s) for s in args.strengths.split(",") if s and blends] or [None]
+        manifest = read_manifest(folder)
+        blends = manifest.interpolation is not None  # a single network is scored once
+        # no --strengths: the model's default, what a user gets (the engine alone would run the sharp end)
+        strengths = [float(s) for s in args.strengths.split(",") if s and blends] or [resolve_strength(manifest, None)]
         for strength in strengths:
             up = Upscaler.from_artifact(folder, strength=strength, precision=args.precision)
             r = {"model": str(name), "strength": strength, "precision": up.precision,
