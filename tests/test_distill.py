@@ -292,3 +292,26 @@ def test_torch_teacher_by_official_name_keys_the_cache_as_the_tf_backend_does():
     name, teacher = load_teacher("realesrgan-x4plus", "cpu")
     assert name == "realesrgan-x4plus" and teacher.scale == 4
     assert sum(p.numel() for p in teacher.module.parameters()) > 16_000_000
+
+
+def test_feature_matching_distillation_asks_for_the_teachers_discriminator_features(tmp_path, images, teacher):
+    """--perceptual feature-matching: with no adversarial weight, a discriminator is still trained, and the
+    student's loss holds the L1 between its features of the student's and the teacher's outputs (paired)."""
+    from esrgan.main import main as esrgan_main
+    from training.distill import CRITIC
+
+    out = tmp_path / "run"
+    assert esrgan_main(["train", str(images), "--teacher", str(teacher), "--teacher-cache", str(tmp_path / "cache"),
+                        "--teacher-samples", "8", "--teacher-crop", "16", "--arch", "srvgg", "--num-feat", "8",
+                        "--num-conv", "2", "--hr-crop", "32", "--batch-size", "4", "--lr", "2e-3", "--log-every",
+                        "10", "--no-progress", "--out", str(out), "--name", "student", "--hf-weight", "0",
+                        "--perceptual", "feature-matching", "--perceptual-weight", "1", "--discriminator", "vgg",
+                        "--d-num-feat", "8", "--steps", "40"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert (out / CRITIC).is_file() and all("d" in r for r in log)
+    # the loss is L1 plus the feature term (the adversarial one has weight 0): strictly more than L1
+    assert all(r["loss"] > r["l1"] + 1e-3 for r in log), log
+    with pytest.raises(ValueError, match="feature-matching"):
+        TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), perceptual="feature-matching")
+    assert TrainConfig(stage="distill", teacher="x", data=str(images), perceptual="feature-matching").adversary
+    assert not TrainConfig(stage="distill", teacher="x", data=str(images), perceptual="random").adversary

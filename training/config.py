@@ -176,6 +176,9 @@ class TrainConfig:
         """What one backend has and the other has not is refused, not silently ignored."""
         if self.backend == "torch" and self.stage == "gan":
             raise ValueError("the torch backend trains the psnr and distill stages; --stage gan needs --backend tf")
+        if self.backend == "torch" and self.stage == "distill" and self.perceptual == "feature-matching":
+            raise ValueError("--perceptual feature-matching in distillation is the tf backend's; the torch "
+                             "backend's perceptual term is the random conv features")
         if self.backend == "torch" and self.arch == "rrdbnet" and self.scale not in (2, 4):
             raise ValueError(f"the torch backend's RRDBNet is x2 or x4, got --scale {self.scale}")
         if self.backend == "torch" and self.init and not Path(self.init).exists():
@@ -195,8 +198,10 @@ class TrainConfig:
 
     @property
     def adversary(self) -> bool:
-        """Whether this run trains a discriminator: the gan stage, or a distillation given an adversarial weight."""
-        return self.stage == "gan" or (self.stage == "distill" and bool(self.adversarial_weight))
+        """Whether this run trains a discriminator: the gan stage, or a distillation given an adversarial weight
+        or matching its features (``--perceptual feature-matching``)."""
+        matching = self.perceptual == "feature-matching" and bool(self.perceptual_weight)
+        return self.stage == "gan" or (self.stage == "distill" and (bool(self.adversarial_weight) or matching))
 
     @property
     def pair_workers(self) -> int:

@@ -2,7 +2,8 @@
 --teacher MODEL``). The teacher's output is a clean, sharp, stable target; an adversary is optional.
 
     teacher cache (training.teacher: LR crop -> teacher output, on disk, filled first, resumable)
-    -> random sub-crop + flip/rotation of a cached pair -> student -> L1 + random-conv perceptual loss
+    -> random sub-crop + flip/rotation of a cached pair -> student -> L1 + perceptual loss (random conv
+       features, or with --perceptual feature-matching the discriminator's, paired with the teacher's output)
        + high-frequency L1 (the difference from a Gaussian blur: what makes edges crisp and keeps the
        teacher's texture, which plain L1 lets a small network average away) [+ texture-energy L1: as much
        high frequency as the teacher, where it has it, phase free] [+ ground-truth L1]
@@ -118,7 +119,12 @@ def texture_energy(x, sigma: float = ENERGY_SIGMA):
 
 
 def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimizer=None):
-    extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight else None
+    # --perceptual feature-matching: the discriminator's features of the student's output against those of the
+    # teacher's output on the same crop (paired, so texture is asked for where the teacher has it); otherwise
+    # frozen random conv features
+    matching = cfg.perceptual == "feature-matching" and bool(cfg.perceptual_weight)
+    features = losses.with_features(critic) if matching else None
+    extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight and not matching else None
 
     @tf.function
     def step(lr, target, hr):
@@ -140,8 +146,14 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
                 loss += cfg.overshoot_weight * losses.overshoot_l1(sr, target)
             if cfg.chroma_weight:  # the adversary's colour fringes along strokes
                 loss += cfg.chroma_weight * losses.chroma_l1(sr, target)
+            if features is not None:
+                (real, *real_feats), (fake, *fake_feats) = (features(x, training=True) for x in (target, sr))
+                loss += cfg.perceptual_weight * losses.feature_matching(
+                    [tf.cast(f, tf.float32) for f in fake_feats], [tf.cast(f, tf.float32) for f in real_feats])
+            elif critic is not None:
+                real, fake = critic(target, training=True), critic(sr, training=True)
             if critic is not None:  # the teacher's output is "real", the student's "fake"
-                real, fake = (tf.cast(critic(x, training=True), tf.float32) for x in (target, sr))
+                real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
                 adv, d_loss = losses.adversarial(cfg.discriminator, real, fake)
                 loss += cfg.adversarial_weight * adv
                 d_scaled = critic_optimizer.scale_loss(d_loss)
