@@ -315,3 +315,24 @@ def test_feature_matching_distillation_asks_for_the_teachers_discriminator_featu
         TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), perceptual="feature-matching")
     assert TrainConfig(stage="distill", teacher="x", data=str(images), perceptual="feature-matching").adversary
     assert not TrainConfig(stage="distill", teacher="x", data=str(images), perceptual="random").adversary
+
+
+def test_conditional_discriminator_sees_the_image_beside_its_lr_input(tmp_path, images, teacher):
+    """--d-condition: the discriminator takes 6 channels (the image and its LR input, upsampled), trains, and
+    the run resumes with it; the torch backend refuses the option."""
+    from esrgan.main import main as esrgan_main
+    from training.distill import CRITIC
+
+    out = tmp_path / "run"
+    assert esrgan_main(["train", str(images), "--teacher", str(teacher), "--teacher-cache", str(tmp_path / "cache"),
+                        "--teacher-samples", "8", "--teacher-crop", "16", "--arch", "srvgg", "--num-feat", "8",
+                        "--num-conv", "2", "--hr-crop", "32", "--batch-size", "4", "--lr", "2e-3", "--log-every",
+                        "10", "--no-progress", "--out", str(out), "--name", "student", "--adversarial-weight", "0.1",
+                        "--discriminator", "vgg", "--d-num-feat", "8", "--d-condition", "--steps", "40"]) == 0
+    first = dict(np.load(out / CRITIC))["conv0_0/kernel"]
+    assert first.shape[2] == 6  # RGB of the image + RGB of the upsampled LR input
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert np.mean([r["d"] for r in log[-2:]]) < 0.95 * np.log(2), log  # RaGAN's chance is ln 2: it learns
+    assert esrgan_main(["train", "--resume", "--out", str(out), "--steps", "50", "--no-progress"]) == 0
+    with pytest.raises(ValueError, match="d-condition"):
+        TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), d_condition=True)

@@ -41,7 +41,7 @@ PIXEL_LOSSES = ("l1", "mse")
 # fields that one backend reads and the other has no use for: a changed one is refused, not ignored
 TORCH_ONLY = ("seconds", "warmup", "rescales", "workers")
 TF_ONLY = ("lr_data", "precision", "multi_gpu", "val_every", "checkpoint_every", "keep_checkpoints", "init_end",
-           "default_strength")
+           "default_strength", "d_condition")
 
 
 @dataclass
@@ -90,6 +90,9 @@ class TrainConfig:
     vgg19_weights: str | None = None  # default: ESRGAN_VGG19_WEIGHTS, then Keras's cache path
     d_num_feat: int = 64
     d_lr: float | None = None  # the discriminator's learning rate; default: --lr
+    # distillation: the discriminator also sees the LR input (upsampled), so it judges whether the texture
+    # belongs to this input (pix2pix's conditional discriminator), not whether it looks like texture at all
+    d_condition: bool = False
     # distillation (training.distill): the teacher's outputs on the same degraded crops are the target
     teacher: str | None = None  # a model name or artifact folder the engine runs (e.g. realesrgan-x4plus)
     teacher_cache: str | None = None  # default: beside --out, teacher-cache-<teacher>; shared by runs

@@ -101,7 +101,7 @@ def build_critic(cfg: TrainConfig, resume_from: Path | None):
     if not cfg.adversary:
         return None
     with dtype_policy(policy_name(cfg.precision)):
-        critic = discriminators.build(cfg.discriminator, cfg.hr_crop, cfg.d_num_feat)
+        critic = discriminators.build(cfg.discriminator, cfg.hr_crop, cfg.d_num_feat, 6 if cfg.d_condition else 3)
     if resume_from is not None and (resume_from / CRITIC).is_file():
         with np.load(resume_from / CRITIC) as data:
             assign_weights(critic, {k: data[k] for k in data.files}, source=CRITIC)
@@ -146,12 +146,16 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
                 loss += cfg.overshoot_weight * losses.overshoot_l1(sr, target)
             if cfg.chroma_weight:  # the adversary's colour fringes along strokes
                 loss += cfg.chroma_weight * losses.chroma_l1(sr, target)
+            judged = (target, sr)
+            if cfg.d_condition:  # each beside the LR input it came from, upsampled to its size
+                shown = tf.image.resize(tf.cast(lr, tf.float32), tf.shape(sr)[1:3], "bicubic")
+                judged = tuple(tf.concat([x, shown], -1) for x in judged)
             if features is not None:
-                (real, *real_feats), (fake, *fake_feats) = (features(x, training=True) for x in (target, sr))
+                (real, *real_feats), (fake, *fake_feats) = (features(x, training=True) for x in judged)
                 loss += cfg.perceptual_weight * losses.feature_matching(
                     [tf.cast(f, tf.float32) for f in fake_feats], [tf.cast(f, tf.float32) for f in real_feats])
             elif critic is not None:
-                real, fake = critic(target, training=True), critic(sr, training=True)
+                real, fake = (critic(x, training=True) for x in judged)
             if critic is not None:  # the teacher's output is "real", the student's "fake"
                 real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
                 adv, d_loss = losses.adversarial(cfg.discriminator, real, fake)

@@ -8,10 +8,11 @@ import keras
 from .layers import conv, lrelu
 
 
-def build_discriminator(patch_size: int = 128, num_feat: int = 64, name: str = "discriminator") -> keras.Model:
+def build_discriminator(patch_size: int = 128, num_feat: int = 64, name: str = "discriminator",
+                        channels: int = 3) -> keras.Model:
     if patch_size % 32 != 0:
         raise ValueError(f"discriminator patch size must be a multiple of 32, got {patch_size}")
-    inp = keras.Input(shape=(patch_size, patch_size, 3), name="hr")
+    inp = keras.Input(shape=(patch_size, patch_size, channels), name="hr")
     x = lrelu()(conv(num_feat, "conv0_0")(inp))
     filters = [num_feat, num_feat * 2, num_feat * 4, num_feat * 8, num_feat * 8]
     for stage, f in enumerate(filters):
@@ -26,7 +27,7 @@ def build_discriminator(patch_size: int = 128, num_feat: int = 64, name: str = "
     return keras.Model(inp, out, name=name)
 
 
-def build_unet_discriminator(num_feat: int = 64, name: str = "unet_discriminator") -> keras.Model:
+def build_unet_discriminator(num_feat: int = 64, name: str = "unet_discriminator", channels: int = 3) -> keras.Model:
     """Real-ESRGAN's U-Net discriminator with spectral normalisation (``UNetDiscriminatorSN``): a
     realness logit *per pixel*, so it judges local texture and tells the generator where an artifact is;
     spectral normalisation keeps its training stable. Any input size divisible by 8.
@@ -40,7 +41,7 @@ def build_unet_discriminator(num_feat: int = 64, name: str = "unet_discriminator
     def up(x):
         return keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
 
-    inp = keras.Input(shape=(None, None, 3), name="hr")
+    inp = keras.Input(shape=(None, None, channels), name="hr")
     x0 = lrelu()(conv(num_feat, "conv0")(inp))
     x1 = lrelu()(sn(num_feat * 2, "conv1", 4, 2)(x0))
     x2 = lrelu()(sn(num_feat * 4, "conv2", 4, 2)(x1))
@@ -54,6 +55,9 @@ def build_unet_discriminator(num_feat: int = 64, name: str = "unet_discriminator
     return keras.Model(inp, out, name=name)
 
 
-def build(kind: str, patch_size: int, num_feat: int) -> keras.Model:
-    """The discriminator named by ``--discriminator``: ``vgg`` (one logit per patch) or ``unet`` (per pixel)."""
-    return build_unet_discriminator(num_feat) if kind == "unet" else build_discriminator(patch_size, num_feat)
+def build(kind: str, patch_size: int, num_feat: int, channels: int = 3) -> keras.Model:
+    """The discriminator named by ``--discriminator``: ``vgg`` (one logit per patch) or ``unet`` (per pixel);
+    ``channels`` 6: an image and the LR input it was made from, upsampled (a conditional discriminator)."""
+    if kind == "unet":
+        return build_unet_discriminator(num_feat, channels=channels)
+    return build_discriminator(patch_size, num_feat, channels=channels)
