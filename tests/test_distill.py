@@ -336,3 +336,9 @@ def test_conditional_discriminator_sees_the_image_beside_its_lr_input(tmp_path, 
     assert esrgan_main(["train", "--resume", "--out", str(out), "--steps", "50", "--no-progress"]) == 0
     with pytest.raises(ValueError, match="d-condition"):
         TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), d_condition=True)
+
+
+def test_exported_name_defaults_to_the_network_and_scale(images):
+    assert TrainConfig(stage="distill", teacher="x", data=str(images), arch="srvgg", scale=2).name == "srvgg-x2"
+    assert TrainConfig(data=str(images)).name == "rrdbnet-x4"
+    assert TrainConfig(data=str(images), name="mine").name == "mine"

@@ -53,7 +53,7 @@ class TrainConfig:
     lr_data: str | None = None  # paired mode: folder of LR images with the HR folder's file names
     degradation: str = "bicubic"  # bicubic (benchmark "BI") | realworld (blur, noise, JPEG)
     out: str = "runs/esrgan"  # checkpoints, TensorBoard logs, config.json, exported artifact
-    name: str = "rrdbnet-x4"  # exported artifact name
+    name: str | None = None  # exported artifact name; default ARCH-xSCALE (e.g. srvgg-x4)
     init: str | None = None  # start from: an artifact folder (the gan stage needs one), or a .pth checkpoint (torch)
     # folders with HR/ and LR/ to score during training and in the manifest: DIR or NAME=DIR, repeatable
     val: list[str] = field(default_factory=list)
@@ -132,6 +132,7 @@ class TrainConfig:
             self.val = [self.val]
         self._check_choices()
         self._check_backend()
+        self.name = self.name or f"{self.arch}-x{self.scale}"
         gan = self.stage == "gan"
         self.perceptual_weight = (self.perceptual_weight if self.perceptual_weight is not None
                                   else 0.1 if self.stage == "distill" else 1.0)
