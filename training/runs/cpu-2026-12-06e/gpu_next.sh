@@ -2,8 +2,10 @@
 # The next step of issue 22 on a lent GPU (PyTorch, no TensorFlow), one call of about 10 minutes: fill a large
 # x4plus cache on the GPU, then the 32-conv student's L1 phase and its adversarial phase (p7's recipe), on the torch
 # backend. Results under $OUT: l1/srvgg_x4.pth, adv/srvgg_x4.pth (with its discriminator), logs.
-# Carry (ignored paths): $DATA (T91 + BSD200 as lossless WebP or PNG) and $START (an artifact folder of the 32-conv
-# student: runs/dl1/esrgan-real-x4 here, made by dl1-config.json from deepen.py's output).
+# Carry (ignored paths): $DATA (T91 + BSD200 as lossless WebP or PNG) and $START, an artifact folder of a 32-conv
+# student. To make one: git show e4de50f:model/shipped/esrgan-real-x4/{manifest.json,weights.npz} into
+# runs/l1/esrgan-real-x4, then python training/runs/cpu-2026-12-06d/deepen.py runs/l1/esrgan-real-x4
+# runs/deep/esrgan-real-x4 32 (seconds; dl1 is that + 4000 CPU steps, which the GPU's L1 phase repeats).
 # Back on a CPU: esrgan convert OUT/adv/srvgg_x4.pth --name esrgan-real-x4-adv --scale 4, esrgan interpolate with
 # model/shipped/esrgan-real-x4 (its restoration end), bench/eval_distill.py --sets BSD40 and Set5,Set14.
 # Dry run here (CPU, the OpenVINO-filled cache, seconds each): SAMPLES=2000 CACHE=/work/runs/teacher-cache-realesrgan-x4plus
