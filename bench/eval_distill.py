@@ -1,6 +1,8 @@
 """Distillation quality: PSNR-Y to the original, texture ratio and likeness (PSNR-Y to the teacher's output on
 the same input) on photos degraded like uploads (Set5 + Set14 HR, one round of blur, resize, noise and JPEG,
-``esrgan prepare --degradation realworld-once --seed 0``), plus time per image in the same engine.
+``esrgan prepare --degradation realworld-once --seed 0``), plus time per image in the same engine. ``--sets`` scores
+other folders of HR photos the same way (e.g. a BSD200 subset, which calibrates these numbers against the team's
+held-out BSD100: BENCHMARKS.md).
 
     python bench/eval_distill.py --datasets ../shared/datasets/val --teacher realesrgan-x4plus \
         --model esrgan-real-x4 --model runs/distill/esrgan-real-x4 [--strengths 0,0.5,1] [--json out.json]

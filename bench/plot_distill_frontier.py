@@ -34,8 +34,8 @@ def main() -> None:
         for r in pts:
             if r.get("grid", 1.0) > 1.5:  # stripes on the sub-pixel grid (x4plus: 1.05)
                 ax.plot(r["likeness"], r["texture"], "x", color="red", markersize=14, markeredgewidth=2)
-            ax.annotate(str(r["step"]), (r["likeness"], r["texture"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7)
+            ax.annotate(str(r.get("label", r["step"])), (r["likeness"], r["texture"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
     if args.goal:
         likeness, texture = (float(v) for v in args.goal.split(","))
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
@@ -46,7 +46,7 @@ def main() -> None:
     ax.set_ylabel(f"texture (|Laplacian| ratio to the original; x4plus {args.x4plus_texture})")
     ax.set_title(f"x4 students on {args.set}\ntexture vs likeness (red x: stripes, grid peak > 1.5)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center" if args.goal else "upper right")  # a goal is shaded upper right
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(args.out)

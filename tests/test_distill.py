@@ -336,6 +336,8 @@ def test_conditional_discriminator_sees_the_image_beside_its_lr_input(tmp_path, 
     assert esrgan_main(["train", "--resume", "--out", str(out), "--steps", "50", "--no-progress"]) == 0
     with pytest.raises(ValueError, match="d-condition"):
         TrainConfig(backend="torch", stage="distill", teacher="x", data=str(images), d_condition=True)
+    with pytest.raises(ValueError, match="d-condition"):  # no discriminator to condition: not silently ignored
+        TrainConfig(stage="distill", teacher="x", data=str(images), d_condition=True)
 
 
 def test_exported_name_defaults_to_the_network_and_scale(images):

@@ -147,6 +147,9 @@ class TrainConfig:
         if self.adversary and self.hr_crop % multiple:
             raise ValueError(f"the {self.discriminator} discriminator needs --hr-crop a multiple of {multiple}, "
                              f"got {self.hr_crop}")
+        if self.d_condition and not (self.stage == "distill" and self.adversary):
+            raise ValueError("--d-condition conditions a distillation's discriminator: give --teacher and "
+                             "--adversarial-weight or --perceptual feature-matching")
         if self.hr_crop % self.scale:
             raise ValueError(f"--hr-crop {self.hr_crop} must be a multiple of the scale {self.scale}")
         if not self.data:
@@ -204,8 +207,13 @@ class TrainConfig:
     def adversary(self) -> bool:
         """Whether this run trains a discriminator: the gan stage, or a distillation given an adversarial weight
         or matching its features (``--perceptual feature-matching``)."""
-        matching = self.perceptual == "feature-matching" and bool(self.perceptual_weight)
-        return self.stage == "gan" or (self.stage == "distill" and (bool(self.adversarial_weight) or matching))
+        return self.stage == "gan" or (self.stage == "distill" and (bool(self.adversarial_weight)
+                                                                     or self.feature_matching))
+
+    @property
+    def feature_matching(self) -> bool:
+        """Whether a distillation's perceptual term is the discriminator's features (paired with the teacher's)."""
+        return self.stage == "distill" and self.perceptual == "feature-matching" and bool(self.perceptual_weight)
 
     @property
     def pair_workers(self) -> int:

@@ -122,9 +122,8 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
     # --perceptual feature-matching: the discriminator's features of the student's output against those of the
     # teacher's output on the same crop (paired, so texture is asked for where the teacher has it); otherwise
     # frozen random conv features
-    matching = cfg.perceptual == "feature-matching" and bool(cfg.perceptual_weight)
-    features = losses.with_features(critic) if matching else None
-    extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight and not matching else None
+    features = losses.with_features(critic) if cfg.feature_matching else None
+    extractor = losses.random_conv_features(cfg.seed) if cfg.perceptual_weight and not cfg.feature_matching else None
 
     @tf.function
     def step(lr, target, hr):
@@ -151,9 +150,11 @@ def make_step(cfg: TrainConfig, student, optimizer, critic=None, critic_optimize
                 shown = tf.image.resize(tf.cast(lr, tf.float32), tf.shape(sr)[1:3], "bicubic")
                 judged = tuple(tf.concat([x, shown], -1) for x in judged)
             if features is not None:
-                (real, *real_feats), (fake, *fake_feats) = (features(x, training=True) for x in judged)
-                loss += cfg.perceptual_weight * losses.feature_matching(
-                    [tf.cast(f, tf.float32) for f in fake_feats], [tf.cast(f, tf.float32) for f in real_feats])
+                # one batch: its features are read after BatchNorm, which would equalise two separate batches'
+                # texture levels, the very thing compared
+                both = [tf.cast(f, tf.float32) for f in features(tf.concat(judged, 0), training=True)]
+                (real, *real_feats), (fake, *fake_feats) = zip(*(tf.split(f, 2) for f in both))
+                loss += cfg.perceptual_weight * losses.feature_matching(fake_feats, real_feats)
             elif critic is not None:
                 real, fake = (critic(x, training=True) for x in judged)
             if critic is not None:  # the teacher's output is "real", the student's "fake"
