@@ -28,9 +28,13 @@ class PrepareConfig:
 
 
 BACKENDS = ("tf", "torch")
-# Fixed parts of the distillation loss, the same in both backends (training.distill, training.torch_distill)
+# Fixed parts of the distillation loss, the same in both backends (training.losses, training.torch_distill)
 HIGH_PASS_SIGMA = 1.0  # the high pass: the image minus its Gaussian blur of this width
 ENERGY_SIGMA = 2.0  # texture energy: |high pass| blurred by this width
+GRID_SIGMA = 2.0  # grid L1: the sub-pixel grid patterns blurred by this width (LR pixels)
+OVERSHOOT_WINDOW = 5  # overshoot L1: the target's local min..max over this square window
+# chroma L1: the BT.601 Cb and Cr rows of RGB in [0, 1], one column per plane
+CHROMA_ROWS = ((-0.168736, 0.5), (-0.331264, -0.418688), (0.5, -0.081312))
 STAGES = ("psnr", "gan", "distill")
 ARCHS = ("rrdbnet", "srvgg")  # the generators a run can train (model.architectures has their builders)
 DEGRADATIONS = ("bicubic", "realworld")
@@ -47,7 +51,8 @@ TF_ONLY = ("lr_data", "precision", "multi_gpu", "val_every", "checkpoint_every",
 @dataclass
 class TrainConfig:
     # what and where
-    backend: str = "tf"  # tf (TensorFlow, every stage) | torch (PyTorch, psnr and distill stages: GPU machines without TensorFlow)
+    # tf (TensorFlow, every stage) | torch (PyTorch, psnr and distill stages: GPU machines without TensorFlow)
+    backend: str = "tf"
     stage: str = "psnr"  # psnr | gan | distill (learn a teacher model's outputs; implied by --teacher)
     data: str = ""  # folder of HR images (any size), or the HR half of paired folders
     lr_data: str | None = None  # paired mode: folder of LR images with the HR folder's file names

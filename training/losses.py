@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from model.errors import ESRGANError
 
+from .config import CHROMA_ROWS, GRID_SIGMA, OVERSHOOT_WINDOW
+
 KERAS_VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # Caffe-style input of Keras's VGG19 weights: BGR, 0..255, ImageNet mean subtracted.
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
@@ -153,7 +155,7 @@ def gaussian_blur(images, sigma: float):
     return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
 
 
-def grid_l1(sr, target, scale: int, sigma: float = 2.0):
+def grid_l1(sr, target, scale: int, sigma: float = GRID_SIGMA):
     """L1 between the sub-pixel grid patterns of SR and target: each of the scale x scale positions of the
     grid taken apart (an LR-sized image per position), its difference from the mean over positions, blurred
     (sigma in LR pixels). Texture is random from one grid cell to the next and averages out under the blur;
@@ -168,7 +170,7 @@ def grid_l1(sr, target, scale: int, sigma: float = 2.0):
     return tf.reduce_mean(tf.abs(pattern(sr) - pattern(target)))
 
 
-def overshoot_l1(sr, target, window: int = 5):
+def overshoot_l1(sr, target, window: int = OVERSHOOT_WINDOW):
     """How far SR leaves the range of the target's values around each pixel (per channel, a window x window
     neighbourhood): the halos and dark rims of ringing along edges. Texture within the target's local range
     costs nothing, whatever its phase."""
@@ -183,8 +185,8 @@ def lowfreq_l1(sr, target, sigma: float):
     return tf.reduce_mean(tf.abs(gaussian_blur(sr, sigma) - gaussian_blur(target, sigma)))
 
 
-# BT.601 chroma rows (Cb, Cr) of RGB in [0, 1]; luma carries texture, chroma should follow the photo.
-_CHROMA = tf.constant([[-0.168736, 0.5], [-0.331264, -0.418688], [0.5, -0.081312]], tf.float32)
+# luma carries texture; chroma should follow the photo
+_CHROMA = tf.constant(CHROMA_ROWS, tf.float32)
 
 
 def chroma_l1(sr, target):

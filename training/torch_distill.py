@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from model.architectures import architecture
 
-from .config import ENERGY_SIGMA, HIGH_PASS_SIGMA, TrainConfig
+from .config import CHROMA_ROWS, ENERGY_SIGMA, GRID_SIGMA, HIGH_PASS_SIGMA, OVERSHOOT_WINDOW, TrainConfig
 from .pairs import Pairs
 from .teacher import fill_to, open_cache
 
@@ -90,7 +90,7 @@ def high_pass(x: torch.Tensor) -> torch.Tensor:
     return x - gaussian_blur(x, HIGH_PASS_SIGMA)
 
 
-def grid_l1(sr: torch.Tensor, target: torch.Tensor, scale: int, sigma: float = 2.0) -> torch.Tensor:
+def grid_l1(sr: torch.Tensor, target: torch.Tensor, scale: int, sigma: float = GRID_SIGMA) -> torch.Tensor:
     """``losses.grid_l1``: L1 between the blurred sub-pixel grid patterns (each grid position's LR-sized image
     less the mean over positions) of SR and target."""
     def pattern(x):
@@ -102,7 +102,7 @@ def grid_l1(sr: torch.Tensor, target: torch.Tensor, scale: int, sigma: float = 2
     return F.l1_loss(pattern(sr), pattern(target))
 
 
-def overshoot_l1(sr: torch.Tensor, target: torch.Tensor, window: int = 5) -> torch.Tensor:
+def overshoot_l1(sr: torch.Tensor, target: torch.Tensor, window: int = OVERSHOOT_WINDOW) -> torch.Tensor:
     """``losses.overshoot_l1``: how far SR leaves the target's per-channel min..max over a window x window
     neighbourhood."""
     high = F.max_pool2d(target, window, stride=1, padding=window // 2)
@@ -110,13 +110,9 @@ def overshoot_l1(sr: torch.Tensor, target: torch.Tensor, window: int = 5) -> tor
     return (F.relu(sr - high) + F.relu(low - sr)).mean()
 
 
-# losses._CHROMA: the BT.601 Cb and Cr rows of RGB, one column per plane
-_CHROMA = ((-0.168736, 0.5), (-0.331264, -0.418688), (0.5, -0.081312))
-
-
 def chroma_l1(sr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``losses.chroma_l1``: L1 between the Cb/Cr planes of SR and target."""
-    rows = torch.tensor(_CHROMA, dtype=sr.dtype, device=sr.device)
+    rows = torch.tensor(CHROMA_ROWS, dtype=sr.dtype, device=sr.device)
     return torch.einsum("bchw,cd->bdhw", sr - target, rows).abs().mean()
 
 
