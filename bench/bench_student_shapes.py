@@ -25,6 +25,8 @@ SHAPES = [  # name, arch, params
     ("SRVGG 32 convs, 64 features (realesr-general-x4v3's shape)", "srvgg", dict(num_conv=32, num_feat=64)),
     ("SRVGG 16 convs, 64 features (animevideov3's shape)", "srvgg", dict(num_conv=16, num_feat=64)),
     ("SRVGG 32 convs, 48 features", "srvgg", dict(num_conv=32, num_feat=48)),
+    *((f"RRDBNet {n} block{'s' * (n > 1)}, 64 features (x4plus cut to {n}: its head, its width)", "rrdbnet",
+       dict(num_block=n, num_feat=64, num_grow_ch=32)) for n in (1, 2)),
 ]
 
 
