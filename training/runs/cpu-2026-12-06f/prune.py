@@ -17,8 +17,8 @@ manifest = read_manifest(teacher)
 weights = read_weights(teacher, manifest.weights)
 kept = {k: v for k, v in weights.items() if not k.startswith("body_")}
 for i, b in enumerate(blocks):
-    kept.update({f"body_{i}_{k[len(f'body_{b}_'):]}": v for k, v in weights.items() if k.startswith(f"body_{b}_")})
-save_artifact(out, kept, name=out.name, arch="rrdbnet", scale=4,
+    kept.update({k.replace(f"body_{b}_", f"body_{i}_", 1): v for k, v in weights.items() if k.startswith(f"body_{b}_")})
+save_artifact(out, kept, name=out.name, arch=manifest.arch, scale=manifest.scale,
               params={**manifest.params, "num_block": len(blocks)}, license=manifest.license,
               description=f"x4plus pruned to body blocks {blocks}")
 print(out, f"{sum(v.size for v in kept.values()) / 1e6:.2f} M parameters")
